@@ -1,0 +1,1 @@
+"""ann-bench: benchmarks of approximate nearest neighbour search libraries."""

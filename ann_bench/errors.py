@@ -1,0 +1,21 @@
+"""Exceptions whose message is meant for the user.
+
+The CLI prints the message of any `UserError` on one line and exits with status 2, so the
+message must say what was wrong and what to do about it.
+"""
+
+
+class UserError(Exception):
+    """Something the user can fix: a bad name, a malformed file, a missing download."""
+
+
+class DatasetError(UserError):
+    """A dataset is unknown, cannot be fetched, or its file is damaged."""
+
+
+class ConfigError(UserError):
+    """algorithms.yaml (or a definitions file) is malformed."""
+
+
+class UnknownNameError(UserError):
+    """A dataset or algorithm name that does not exist; the message lists the closest names."""
