@@ -1,0 +1,74 @@
+"""The interface every wrapped library implements.
+
+A wrapper states what it supports as class attributes (data, not probing): the runner reads
+`metrics`, `point_types` and `supports_batch`, and never asks `hasattr`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+def rss_kb() -> int:
+    """Resident set size of this process in kB (what ann-benchmarks reports as index size)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def allowed_threads() -> int:
+    """Threads this worker may use: OMP_NUM_THREADS (set by the executor) or its CPU affinity."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0))
+
+
+class BaseANN:
+    metrics: ClassVar[tuple[str, ...]] = ()
+    point_types: ClassVar[tuple[str, ...]] = ("float",)
+    supports_batch: ClassVar[bool] = False
+    # The PyPI distribution whose version is recorded with every result.
+    package: ClassVar[str | None] = None
+
+    def __init__(self) -> None:
+        self._batch_results: Any = None
+        self.name = type(self).__name__
+
+    def fit(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def set_query_arguments(self, *args: Any, **kwargs: Any) -> None:
+        """Called before each query-argument set; wrappers without query arguments ignore it."""
+
+    def query(self, q: np.ndarray, k: int):
+        """Return the ids of (at most) k nearest neighbours of q, nearest first."""
+        raise NotImplementedError
+
+    def batch_query(self, Q: np.ndarray, k: int) -> None:
+        """Answer all queries at once; the answers are fetched with get_batch_results().
+
+        The default answers one by one; a wrapper with a native batch search overrides it
+        and sets supports_batch = True.
+        """
+        self._batch_results = [self.query(q, k) for q in Q]
+
+    def get_batch_results(self):
+        return self._batch_results
+
+    def get_memory_usage(self) -> int:
+        """Memory in kB now; the runner subtracts the value before fit."""
+        return rss_kb()
+
+    def get_additional(self) -> dict[str, Any]:
+        """Extra figures to store with a result, e.g. {"dist_comps": n} (average per query)."""
+        return {}
+
+    def done(self) -> None:
+        """Free the index."""
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,167 @@
+"""run.py's command line: pick a dataset and algorithms, plan, run, summarise."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+import h5py
+
+from . import datasets, environment
+from .definitions import DEFAULT_FILE, get_definitions, load_algorithms
+from .errors import DatasetError, UserError
+from .executors import Executor, LocalExecutor
+from .sweep import Settings, dry_run_table, make_plan, run_plan, summary
+
+
+def parse_memory(text: str) -> int:
+    """"4g", "512m", "1073741824" -> bytes."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+    text = text.strip().lower().removesuffix("b")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a memory size; write e.g. 4g, 512m or a number of bytes")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py",
+        description="Benchmark approximate nearest neighbour libraries on one dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", default="random-xs-20-angular",
+                   help="dataset name (short names like glove-100 work); see --list-datasets")
+    p.add_argument("-k", "--count", type=positive_int, default=10, help="number of neighbours to search for")
+    p.add_argument("--algorithm", action="append", metavar="NAME",
+                   help="run only this algorithm (repeatable); default: every enabled one for the dataset")
+    p.add_argument("--definitions", type=Path, default=DEFAULT_FILE, metavar="FILE",
+                   help="the algorithms file")
+    p.add_argument("--quick", action="store_true",
+                   help="use each algorithm's small quick grid (a smoke run of every library)")
+    p.add_argument("--local", action="store_true",
+                   help="run in local processes instead of Docker containers")
+    p.add_argument("--batch", action="store_true", help="give the algorithm all queries at once")
+    p.add_argument("--runs", type=positive_int, default=5,
+                   help="timed passes per query-argument set; the best sets QPS, all are kept")
+    p.add_argument("--timeout", type=float, default=7200.0, help="seconds one definition may take")
+    p.add_argument("--parallelism", type=positive_int, default=1,
+                   help="definitions run at once, each on its own cores")
+    p.add_argument("--memory", type=parse_memory, default=None,
+                   help="memory limit per container (e.g. 8g); default: total memory / parallelism")
+    p.add_argument("--build", action="store_true", help="build missing Docker images first")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what would run, what is done, and an estimate of the time; run nothing")
+    p.add_argument("--force", action="store_true", help="run again even where results exist")
+    p.add_argument("--retry-failed", action="store_true", help="run again what failed before")
+    p.add_argument("--max-n-algorithms", type=positive_int, default=None, metavar="N",
+                   help="run at most N definitions (a random subset of what is left)")
+    p.add_argument("--list-algorithms", action="store_true", help="list algorithms and exit")
+    p.add_argument("--list-datasets", action="store_true", help="list datasets and exit")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="where datasets are kept")
+    p.add_argument("--results", type=Path, default=Path("results"), help="where results are written")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def list_algorithms(definitions_file: Path) -> None:
+    entries = load_algorithms(definitions_file).values()
+    rows = [("algorithm", "image", "metrics", "groups", "state")]
+    for entry in entries:
+        state = "disabled" if entry.disabled else ("exact" if entry.exact else "")
+        rows.append((entry.name, entry.image, ", ".join(entry.metrics), str(len(entry.run_groups)), state))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def dataset_attributes(path: Path) -> tuple[str, str, int]:
+    """distance, point_type and dimension, read without loading the vectors."""
+    try:
+        with h5py.File(path, "r") as f:
+            distance = f.attrs["distance"]
+            point_type = f.attrs.get("point_type", "float")
+            dimension = int(f.attrs.get("dimension", f["train"].shape[-1]))
+    except (OSError, KeyError) as e:
+        raise DatasetError(f"{path} is unreadable or incomplete ({e}); delete it and run the command again "
+                           f"to fetch it anew") from e
+    decode = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
+    return decode(distance), decode(point_type), dimension
+
+
+def make_executor(args: argparse.Namespace) -> Executor:
+    if args.local:
+        return LocalExecutor()
+    from .executors.docker import DockerExecutor
+
+    return DockerExecutor(memory_limit_bytes=args.memory, parallelism=args.parallelism,
+                          data_dir=args.data_dir, results_dir=args.results)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_algorithms:
+        list_algorithms(args.definitions)
+        return 0
+    if args.list_datasets:
+        return datasets.main(["--list", "--data-dir", str(args.data_dir)])
+    entries = load_algorithms(args.definitions)
+    name = datasets.resolve_name(args.dataset)
+    path = datasets.get_dataset(name, args.data_dir)
+    distance, point_type, dimension = dataset_attributes(path)
+    definitions = get_definitions(entries, distance, point_type, args.count, dimension, args.algorithm,
+                                  quick=args.quick)
+    if not definitions:
+        raise UserError(f"no algorithm in {args.definitions} supports {name} ({distance}, {point_type}); "
+                        f"see run.py --list-algorithms")
+    executor = make_executor(args)
+    settings = Settings(
+        dataset=name, dataset_path=path.resolve(), results_dir=args.results.resolve(), count=args.count,
+        batch=args.batch, runs=args.runs, timeout=args.timeout, parallelism=args.parallelism,
+        force=args.force, retry_failed=args.retry_failed, max_definitions=args.max_n_algorithms,
+        environment={"harness_revision": environment.harness_revision(), "executor": executor.name},
+    )
+    plan = make_plan(definitions, settings)
+    if args.dry_run:
+        print(dry_run_table(plan, settings))
+        return 0
+    # Only what will run needs its image; finished definitions need nothing.
+    problems = executor.problems([task.definition for task in plan.tasks], build=args.build)
+    if problems:
+        raise UserError("; ".join(problems))
+    print(f"{name}: {len(plan.tasks)} definition(s) to run, {plan.pending_count} result(s) to make, "
+          f"{len(plan.records)} already there", flush=True)
+    records = run_plan(plan, executor, settings, distance, progress=not args.no_progress)
+    table, failed = summary(records)
+    print(table)
+    return 1 if failed else 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # A kill (SIGTERM) stops the workers too, as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished results are kept, run the same command to resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

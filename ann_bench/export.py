@@ -1,0 +1,115 @@
+"""Every result of a dataset as a table: `python -m ann_bench.export --dataset NAME --output F.csv`.
+
+One row per run: dataset, k, algorithm, name, build_args, query_args, batch, every metric
+in METRICS order, library_version, cpu_model and the result file's path.
+
+CSV: arguments are JSON strings; a metric that has no value (nan) is an empty cell, infinity
+is "inf". JSON: a list of row objects, arguments as JSON values, nan and infinity as null
+(JSON has no spelling for them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import UserError
+from .metrics import METRICS, metrics_for_results, write_atomically
+from .plotting import DEFAULT_COUNT, _positive_int, dataset_name, no_results_message
+from .results import canonical_json
+
+COLUMNS = (
+    ["dataset", "k", "algorithm", "name", "build_args", "query_args", "batch"]
+    + list(METRICS)
+    + ["library_version", "cpu_model", "path"]
+)
+FORMATS = (".csv", ".json")
+
+
+def export_rows(results_dir: Path | str, dataset: str, count: int, batch: bool | None = False,
+                data_dir: Path | str = "data", true_distances=None) -> list[dict]:
+    """The rows of the table, values as Python objects, keys in COLUMNS order."""
+    rows = []
+    for row in metrics_for_results(results_dir, dataset, count, batch=batch, data_dir=data_dir,
+                                   true_distances=true_distances):
+        full = {"dataset": dataset, "k": count, "batch": row["batch_mode"], **row}
+        rows.append({column: full.get(column, "") for column in COLUMNS})
+    rows.sort(key=lambda r: (r["algorithm"], r["batch"], r["name"], r["path"]))
+    return rows
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, (dict, list)) or value is None:
+        return canonical_json(value)
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def render(rows: list[dict], fmt: str) -> str:
+    if fmt == ".csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow([_csv_value(row[c]) for c in COLUMNS])
+        return out.getvalue()
+    if fmt == ".json":
+        clean = [{c: _json_value(row[c]) for c in COLUMNS} for row in rows]
+        return json.dumps(clean, indent=1, allow_nan=False) + "\n"
+    raise UserError(f"cannot export to {fmt or 'a file without a suffix'}; name the output *.csv or *.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ann_bench.export",
+                                description="Write every result of a dataset, with all metrics, as CSV or JSON.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--count", "-k", type=_positive_int, default=DEFAULT_COUNT,
+                   help=f"number of neighbours searched for (default {DEFAULT_COUNT})")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--batch", action="store_true", help="batch-mode results only")
+    mode.add_argument("--all-modes", action="store_true", help="single-query and batch results")
+    p.add_argument("--output", "-o", type=Path, required=True, help="FILE.csv or FILE.json")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results directory (default results)")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="datasets directory (default data)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    batch = None if args.all_modes else args.batch
+    fmt = args.output.suffix.lower()
+    try:
+        if fmt not in FORMATS:
+            render([], fmt)  # raises the UserError naming the accepted suffixes
+        dataset = dataset_name(args.dataset, args.data_dir, args.results)
+        rows = export_rows(args.results, dataset, args.count, batch, args.data_dir)
+        if not rows:
+            print(no_results_message(args.results, dataset, args.count, batch), file=sys.stderr)
+            return 2
+        write_atomically(args.output, render(rows, fmt))
+    except UserError as e:
+        print(" ".join(str(e).split()), file=sys.stderr)
+        return 2
+    print(f"wrote {args.output} ({len(rows)} results)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The metric table: one row per metric, and everything else (plots, export) is driven by it.
+
+A metric is a `Metric(name, description, function, better)`; `function(true_distances,
+result, count)` gets the dataset's exact distances (nq, >= k), one `RunResult` and k, and
+returns a float (nan where the result lacks what the metric needs).
+
+The recall definitions follow ann-benchmarks (ann_benchmarks/plotting/metrics.py):
+
+- k-nn recall is tie-tolerant: a returned neighbour counts when its distance is at most the
+  k-th true distance + 1e-3, so any of several points tied at the k-th distance is a hit.
+- epsilon recall uses the threshold k-th true distance * (1 + eps).
+
+Where we differ, on purpose:
+
+- Missing answers are padded with id -1 and distance +inf by the worker and never count
+  (ann-benchmarks pads with zeros, which would count as hits).
+- When the truth holds fewer than k finite distances for a query, recall for that query is
+  measured at the number that exists (hits capped there) instead of raising IndexError.
+- The epsilon threshold is d + eps * |d|, identical to d * (1 + eps) for the usual
+  non-negative distances and still looser than d when d is negative (dot-product distances).
+- rel pairs the j-th returned distance with the j-th true distance only where an answer was
+  returned (recall already charges for missing ones), and is inf (not an error) when the
+  true distances sum to zero but the returned ones do not.
+- distcomps is the `dist_comps` attribute, which wrappers report per query (ann-benchmarks'
+  wrappers report a total that its plotting divides by runs and queries), and nan (not 0)
+  when the wrapper does not report it.
+
+Metrics are cached outside the result files (which are never written after they are made):
+see `MetricsCache` and `metrics_for_results`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal
+
+import numpy as np
+
+from .errors import UserError
+from .results import RunResult, STATUS_OK, iter_result_paths, read_result
+
+# Bump whenever any metric's definition changes: every cached value is then recomputed.
+METRICS_VERSION = 2
+
+KNN_EPSILON = 1e-3
+NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    description: str  # the axis label
+    function: Callable[[np.ndarray, RunResult, int], float]
+    better: Literal["higher", "lower"]
+
+
+# --- recall ---------------------------------------------------------------------------------
+
+def _truth(true_distances: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k-th true distance per query and the k actually available per query.
+
+    k per query is count, clamped to the number of finite true distances given.
+    """
+    true = np.asarray(true_distances, dtype=np.float64)
+    if true.ndim != 2:
+        raise ValueError(f"true distances must be 2-d (queries, neighbours), got shape {true.shape}")
+    true = true[:, :count]
+    k_row = np.isfinite(true).sum(axis=1)
+    kth = np.full(len(true), np.nan)
+    have = k_row > 0
+    kth[have] = true[have, k_row[have] - 1]
+    return kth, k_row
+
+
+def _run_distances(result: RunResult, n_queries: int) -> np.ndarray | None:
+    if result.distances is None:
+        return None
+    found = np.asarray(result.distances, dtype=np.float64)
+    if found.ndim == 1:
+        found = found[:, None]
+    if len(found) != n_queries:
+        where = f" ({result.path})" if result.path else ""
+        raise UserError(
+            f"result{where} answers {len(found)} queries but the dataset has {n_queries}; "
+            "was it made from another version of the dataset?"
+        )
+    return found
+
+
+def recall(true_distances: np.ndarray, result: RunResult, count: int,
+           threshold: Callable[[np.ndarray], np.ndarray]) -> float:
+    """Mean over queries of (returned distances <= threshold(k-th true distance)) / k."""
+    kth, k_row = _truth(true_distances, count)
+    found = _run_distances(result, len(kth))
+    if found is None:
+        return NAN
+    found = found[:, :count]
+    limit = threshold(kth)
+    hits = ((found <= limit[:, None]) & np.isfinite(found)).sum(axis=1)
+    usable = k_row > 0
+    if not usable.any():
+        return NAN
+    per_query = np.minimum(hits[usable], k_row[usable]) / k_row[usable]
+    return float(per_query.mean())
+
+
+def knn_recall(true_distances, result, count, epsilon: float = KNN_EPSILON) -> float:
+    return recall(true_distances, result, count, lambda d: d + epsilon)
+
+
+def epsilon_recall(true_distances, result, count, epsilon: float) -> float:
+    return recall(true_distances, result, count, lambda d: d + epsilon * np.abs(d))
+
+
+def relative_error(true_distances, result: RunResult, count: int) -> float:
+    """Sum of returned distances / sum of the true distances at the same positions."""
+    true = np.asarray(true_distances, dtype=np.float64)[:, :count]
+    found = _run_distances(result, len(true))
+    if found is None:
+        return NAN
+    width = min(true.shape[1], found.shape[1], count)
+    true, found = true[:, :width], found[:, :width]
+    pairs = np.isfinite(found) & np.isfinite(true)
+    if not pairs.any():
+        return NAN
+    total_true, total_found = true[pairs].sum(), found[pairs].sum()
+    if total_true == 0:
+        return 1.0 if total_found == 0 else math.inf
+    return float(total_found / total_true)
+
+
+# --- attributes -----------------------------------------------------------------------------
+
+def _attr(result: RunResult, key: str) -> float:
+    value = result.attrs.get(key)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return NAN
+
+
+def queries_per_second(true_distances, result: RunResult, count: int) -> float:
+    t = _attr(result, "best_search_time")
+    return 1.0 / t if t > 0 else NAN
+
+
+def latency_percentile(q: float) -> Callable[[Any, RunResult, int], float]:
+    def percentile(true_distances, result: RunResult, count: int) -> float:
+        if result.times is None or len(result.times) == 0:
+            return NAN
+        return float(np.percentile(np.asarray(result.times, dtype=np.float64), q) * 1000.0)
+
+    percentile.__name__ = f"latency_p{q:g}"
+    return percentile
+
+
+def build_time(true_distances, result, count) -> float:
+    return _attr(result, "build_time")
+
+
+def index_size(true_distances, result, count) -> float:
+    return _attr(result, "index_size")
+
+
+def queries_size(true_distances, result, count) -> float:
+    qps = queries_per_second(true_distances, result, count)
+    return index_size(true_distances, result, count) / qps if qps > 0 else NAN
+
+
+def candidates(true_distances, result, count) -> float:
+    return _attr(result, "candidates")
+
+
+def dist_computations(true_distances, result: RunResult, count: int) -> float:
+    """Distance computations per query, as the wrapper reports them (BaseANN.get_additional)."""
+    return _attr(result, "dist_comps")
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        Metric("k-nn", "Recall", knn_recall, "higher"),
+        Metric("epsilon-0.01", "Epsilon 0.01 Recall", lambda t, r, c: epsilon_recall(t, r, c, 0.01), "higher"),
+        Metric("epsilon-0.1", "Epsilon 0.1 Recall", lambda t, r, c: epsilon_recall(t, r, c, 0.1), "higher"),
+        Metric("rel", "Relative Error", relative_error, "lower"),
+        Metric("qps", "Queries per second (1/s)", queries_per_second, "higher"),
+        Metric("p50", "Latency p50 (ms)", latency_percentile(50), "lower"),
+        Metric("p95", "Latency p95 (ms)", latency_percentile(95), "lower"),
+        Metric("p99", "Latency p99 (ms)", latency_percentile(99), "lower"),
+        Metric("p999", "Latency p99.9 (ms)", latency_percentile(99.9), "lower"),
+        Metric("build", "Build time (s)", build_time, "lower"),
+        Metric("indexsize", "Index size (kB)", index_size, "lower"),
+        Metric("queriessize", "Index size (kB)/Queries per second (s)", queries_size, "lower"),
+        Metric("candidates", "Candidates generated", candidates, "lower"),
+        Metric("distcomps", "Distance computations", dist_computations, "lower"),
+    ]
+}
+
+
+def compute_metrics(true_distances: np.ndarray, result: RunResult, count: int,
+                    names: Iterable[str] | None = None) -> dict[str, float]:
+    """Every metric (or those named), in METRICS order."""
+    if names is None:
+        wanted = list(METRICS)
+    else:
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    return {name: float(METRICS[name].function(true_distances, result, count)) for name in wanted}
+
+
+# --- cache ----------------------------------------------------------------------------------
+
+ROW_FIELDS = ("algorithm", "name", "build_args", "query_args", "batch_mode", "library_version", "cpu_model")
+
+
+def write_atomically(path: Path | str, data: bytes | str) -> Path:
+    """Write a whole file under a temporary name and rename it: readers never see half of it.
+
+    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _describe(result: RunResult) -> dict:
+    """The non-metric part of a row: who and what produced this result."""
+    env = result.environment
+    return {
+        "algorithm": result.attrs.get("algo", ""),
+        "name": result.attrs.get("name", ""),
+        "build_args": result.build_args,
+        "query_args": result.query_args,
+        "batch_mode": bool(result.attrs.get("batch_mode", False)),
+        "library_version": env.get("library_version", ""),
+        "cpu_model": env.get("cpu_model", ""),
+    }
+
+
+def _stamp(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
+
+
+class MetricsCache:
+    """Metrics of result files, kept in <results_dir>/.cache/metrics-<dataset>-<k>.json.
+
+    An entry is keyed by the result file's path relative to results_dir and is valid while
+    the file's size, mtime_ns and inode are unchanged and METRICS_VERSION is the same. A
+    failed result is remembered too (as its status), so listing it again opens nothing.
+    """
+
+    def __init__(self, results_dir: Path | str):
+        self.results_dir = Path(results_dir)
+        self.directory = self.results_dir / ".cache"
+
+    def path(self, dataset: str, count: int) -> Path:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset)
+        return self.directory / f"metrics-{safe}-{count}.json"
+
+    def load(self, dataset: str, count: int) -> dict[str, dict]:
+        try:
+            with open(self.path(dataset, count)) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != METRICS_VERSION:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    def save(self, dataset: str, count: int, entries: dict[str, dict]) -> None:
+        """Write atomically; a cache that cannot be written is not an error."""
+        text = json.dumps({"version": METRICS_VERSION, "entries": entries}, sort_keys=True)
+        try:
+            write_atomically(self.path(dataset, count), text)
+        except OSError:
+            pass
+
+    def key(self, path: Path) -> str:
+        return Path(path).relative_to(self.results_dir).as_posix()
+
+    def lookup(self, entries: dict[str, dict], path: Path) -> dict | None:
+        entry = entries.get(self.key(path))
+        if entry is None or entry.get("stamp") != _stamp(path):
+            return None
+        return entry
+
+
+def _dataset_distances(dataset_name: str, data_dir: Path | str) -> np.ndarray:
+    from . import datasets  # imported here: only needed when something is not cached
+
+    data = datasets.load_dataset(datasets.get_dataset(dataset_name, data_dir=data_dir))
+    return np.asarray(data.distances)
+
+
+def metrics_for_results(results_dir: Path | str, dataset_name: str, count: int,
+                        batch: bool | None = None, data_dir: Path | str = "data",
+                        true_distances: np.ndarray | Callable[[], np.ndarray] | None = None,
+                        ) -> list[dict]:
+    """One row per ok result of dataset/k (and mode): who made it, its path, every metric.
+
+    The dataset's true distances are loaded only when some result is not in the cache;
+    `true_distances` (an array, or a function returning one) stands in for the dataset file.
+    """
+    results_dir = Path(results_dir)
+    cache = MetricsCache(results_dir)
+    entries = cache.load(dataset_name, count)
+    fresh: dict[str, dict] = {}
+    truth: np.ndarray | None = None
+    rows = []
+    for path in iter_result_paths(results_dir, dataset_name, count, batch):
+        key = cache.key(path)
+        entry = cache.lookup(entries, path)
+        if entry is None:
+            stamp = _stamp(path)
+            result = read_result(path)
+            if result.ok:
+                if truth is None:
+                    if true_distances is None:
+                        truth = _dataset_distances(dataset_name, data_dir)
+                    elif callable(true_distances):
+                        truth = np.asarray(true_distances())
+                    else:
+                        truth = np.asarray(true_distances)
+                entry = {"stamp": stamp, "status": STATUS_OK, "row": _describe(result),
+                         "metrics": compute_metrics(truth, result, count)}
+            else:
+                entry = {"stamp": stamp, "status": result.status}
+        fresh[key] = entry
+        if entry["status"] == STATUS_OK:
+            metrics = entry["metrics"]
+            described = entry["row"]
+            rows.append({**{f: described.get(f) for f in ROW_FIELDS}, "path": str(path),
+                         **{name: metrics.get(name, NAN) for name in METRICS}})
+    # Keep entries of the other mode when only one mode was listed; drop vanished files.
+    for key, entry in entries.items():
+        if key not in fresh and (results_dir / key).exists():
+            fresh[key] = entry
+    if fresh != entries:
+        cache.save(dataset_name, count, fresh)
+    return rows

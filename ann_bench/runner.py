@@ -1,0 +1,260 @@
+"""The worker: load the data, fit once, sweep the query arguments, time, validate, write.
+
+Runs wherever an executor starts it: `python -m ann_bench.runner --job JSON`. Each query-
+argument set becomes one result file as soon as it is done, so a crash or kill later on loses
+only the set that was running. Only the library call is inside the timer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import environment
+from .algorithms.base import BaseANN
+from .datasets import Dataset, load_dataset
+from .definitions import Definition
+from .distance import distances_to
+from .results import STATUS_FAILED, STATUS_OK, RunResult, result_path, write_result
+
+WARMUP_QUERIES = 1000
+
+
+class InvalidAnswer(Exception):
+    """A wrapper returned something that is not a valid k-NN answer."""
+
+
+@dataclass
+class Job:
+    definition: Definition
+    dataset: str
+    dataset_path: str
+    results_dir: str
+    count: int
+    batch: bool
+    runs: int
+    query_args: list
+    environment: dict
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Job":
+        data = dict(data)
+        data["definition"] = Definition.from_dict(data["definition"])
+        return cls(**data)
+
+    def result_path(self, query_args: Any) -> Path:
+        d = self.definition
+        return result_path(self.results_dir, self.dataset, self.count, d.algorithm, self.batch, d.args, query_args)
+
+
+def instantiate(definition: Definition) -> BaseANN:
+    module = importlib.import_module(definition.module)
+    constructor = getattr(module, definition.constructor)
+    args, kwargs = definition.constructor_call()
+    return constructor(*args, **kwargs)
+
+
+def validate_answers(answers: list, k: int, n_train: int) -> np.ndarray:
+    """Check every answer and return them as an (n, k) id array padded with -1.
+
+    An answer is valid when it is a flat sequence of at most k distinct ids in [0, n_train).
+    """
+    padded = np.full((len(answers), k), -1, dtype=np.int64)
+    for i, answer in enumerate(answers):
+        ids = np.asarray(answer)
+        if ids.ndim != 1:
+            raise InvalidAnswer(f"query {i}: answer has shape {ids.shape}, expected a flat list of ids")
+        if len(ids) > k:
+            raise InvalidAnswer(f"query {i}: {len(ids)} ids returned for k={k}")
+        if len(ids) and not np.issubdtype(ids.dtype, np.integer):
+            raise InvalidAnswer(f"query {i}: ids of type {ids.dtype}, expected integers")
+        if len(ids) and (ids.min() < 0 or ids.max() >= n_train):
+            bad = ids[(ids < 0) | (ids >= n_train)][0]
+            raise InvalidAnswer(f"query {i}: id {bad} out of range [0, {n_train})")
+        if len(np.unique(ids)) != len(ids):
+            raise InvalidAnswer(f"query {i}: duplicate ids in {ids.tolist()}")
+        padded[i, : len(ids)] = ids
+    return padded
+
+
+def time_single(query: Callable, queries: list, k: int) -> tuple[list, list]:
+    """One pass of single queries; the timer brackets the library call and nothing else."""
+    clock = time.perf_counter_ns
+    times = [0] * len(queries)
+    answers = [None] * len(queries)
+    for i, q in enumerate(queries):
+        start = clock()
+        answer = query(q, k)
+        times[i] = clock() - start
+        answers[i] = answer
+    return times, answers
+
+
+def time_batch(algo: BaseANN, queries: np.ndarray, k: int) -> tuple[int, list]:
+    start = time.perf_counter_ns()
+    algo.batch_query(queries, k)
+    elapsed = time.perf_counter_ns() - start
+    return elapsed, algo.get_batch_results()
+
+
+def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> dict:
+    """Warm up, then job.runs timed passes; returns arrays and attributes of the best pass."""
+    if isinstance(query_args, dict):
+        algo.set_query_arguments(**query_args)
+    else:
+        algo.set_query_arguments(*query_args)
+    k, n = job.count, len(data.test)
+    library_ns = 0
+    if job.batch:
+        library_ns += time_batch(algo, data.test[:WARMUP_QUERIES], k)[0]
+    else:
+        rows = list(data.test)
+        warm_times, _ = time_single(algo.query, rows[:WARMUP_QUERIES], k)
+        library_ns += sum(warm_times)
+    best_total, best_times, answers, run_totals = None, None, None, []
+    for _ in range(job.runs):
+        if job.batch:
+            total, run_answers = time_batch(algo, data.test, k)
+            per_query = np.full(n, total / n)
+        else:
+            times, run_answers = time_single(algo.query, rows, k)
+            total, per_query = sum(times), np.asarray(times, dtype=np.float64)
+        library_ns += total
+        run_totals.append(total / 1e9)
+        if best_total is None or total < best_total:
+            best_total, best_times, answers = total, per_query / 1e9, run_answers
+    ids = validate_answers(list(answers), k, len(data.train))
+    return {
+        "candidates": float((ids >= 0).sum(axis=1).mean()),
+        "neighbors": ids.astype(np.int32),
+        "distances": distances_to(data.distance, data.test, data.train, ids),
+        "times": best_times,
+        "run_times": np.asarray(run_totals),
+        "best_search_time": best_total / 1e9 / n,
+        "library_seconds": library_ns / 1e9,
+    }
+
+
+def _format_args(args: Any) -> str:
+    if isinstance(args, dict):
+        return ", ".join(f"{key}={value}" for key, value in args.items())
+    return ", ".join(str(value) for value in args)
+
+
+def display_name(definition: Definition, query_args: Any) -> str:
+    """What plots and tables call one result, e.g. "hnswlib(M=16, ef=40)"."""
+    parts = [p for p in (_format_args(definition.args), _format_args(query_args)) if p]
+    return f"{definition.algorithm}({', '.join(parts)})"
+
+
+def base_attrs(job: Job, algo_name: str, query_args: Any) -> dict:
+    d = job.definition
+    return {
+        "name": algo_name,
+        "algo": d.algorithm,
+        "dataset": job.dataset,
+        "count": job.count,
+        "batch_mode": job.batch,
+        "run_count": job.runs,
+        "run_group": d.run_group,
+        "build_args": d.args,
+        "base_args": list(d.base_args),
+        "query_args": query_args,
+        "environment": job.environment,
+    }
+
+
+def write_failure(job: Job, query_args: Any, error: str, distance: str = "") -> Path:
+    attrs = base_attrs(job, display_name(job.definition, query_args), query_args)
+    attrs.update(status=STATUS_FAILED, error=error, distance=distance)
+    return write_result(job.result_path(query_args), RunResult(attrs=attrs))
+
+
+def _last_line(error: BaseException) -> str:
+    """The one line a summary shows: "ValueError: ..."; the traceback goes to the log."""
+    print("".join(traceback.format_exception(error)), file=sys.stderr)
+    return "".join(traceback.format_exception_only(error)).strip().splitlines()[-1]
+
+
+def _build(algo: BaseANN, data: Dataset) -> tuple[float, int]:
+    """Fit once; the build time and the memory the index added (kB)."""
+    memory_before = algo.get_memory_usage()
+    start = time.perf_counter_ns()
+    algo.fit(data.train)
+    build_time = (time.perf_counter_ns() - start) / 1e9
+    return build_time, algo.get_memory_usage() - memory_before
+
+
+def run_job(job: Job) -> bool:
+    """Run every query-argument set of the job; True when all of them produced a result."""
+    data = load_dataset(job.dataset_path)
+    algo = None
+    try:
+        algo = instantiate(job.definition)
+        job.environment = dict(job.environment, **environment.describe(algo.package))
+        if job.batch and not algo.supports_batch:
+            print(f"{job.definition.algorithm} has no native batch search; timing one-by-one answers")
+        build_time, index_size = _build(algo, data)
+    except Exception as e:
+        reason = "fit failed: " + _last_line(e)
+        if algo is not None:
+            algo.done()
+        for query_args in job.query_args:
+            write_failure(job, query_args, reason, data.distance)
+        return False
+    print(f"built {job.definition.algorithm} {json.dumps(job.definition.args)} in {build_time:.3f} s", flush=True)
+    all_ok = True
+    library_seconds = build_time
+    for query_args in job.query_args:
+        try:
+            measured = run_query_set(algo, data, job, query_args)
+        except InvalidAnswer as e:
+            print(f"invalid answer for {json.dumps(query_args)}: {e}", file=sys.stderr)
+            write_failure(job, query_args, f"invalid answer: {e}", data.distance)
+            all_ok = False
+            continue
+        except Exception as e:
+            write_failure(job, query_args, _last_line(e), data.distance)
+            all_ok = False
+            continue
+        library_seconds += measured["library_seconds"]
+        attrs = base_attrs(job, display_name(job.definition, query_args), query_args)
+        # Extra figures go in as attributes of their own, as ann-benchmarks stores them,
+        # but never over one of ours.
+        attrs.update({key: value for key, value in algo.get_additional().items() if key not in attrs})
+        attrs.update(
+            status=STATUS_OK,
+            distance=data.distance,
+            build_time=build_time,
+            index_size=index_size,
+            best_search_time=measured.pop("best_search_time"),
+            library_seconds=measured.pop("library_seconds"),
+            candidates=measured.pop("candidates"),
+        )
+        result = RunResult(attrs=attrs, **measured)
+        path = write_result(job.result_path(query_args), result)
+        print(f"{attrs['name']} {json.dumps(query_args)}: {1 / attrs['best_search_time']:.1f} QPS -> {path}",
+              flush=True)
+    algo.done()
+    print(f"library time {library_seconds:.3f} s", flush=True)
+    return all_ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one definition (started by an executor).")
+    parser.add_argument("--job", required=True, help="the job as JSON")
+    job = Job.from_dict(json.loads(parser.parse_args(argv).job))
+    return 0 if run_job(job) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

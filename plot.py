@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""Recall vs QPS (or any two metrics) with one Pareto frontier per algorithm.
+
+    python plot.py --dataset glove-100-angular [--count 10] [-x k-nn] [-y qps] [--batch] [--raw]
+
+See `python plot.py --help` and ann_bench/plotting.py.
+"""
+
+import sys
+
+from ann_bench.plotting import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from ann_bench.definitions import Definition
+from ann_bench.results import read_result
+from ann_bench.runner import InvalidAnswer, Job, display_name, run_job, validate_answers
+
+
+def test_valid_answers_are_padded():
+    ids = validate_answers([np.array([3, 1]), [2, 0, 1]], 3, 5)
+    np.testing.assert_array_equal(ids, [[3, 1, -1], [2, 0, 1]])
+
+
+@pytest.mark.parametrize("answer, message", [
+    ([1, 1], "duplicate"),
+    ([5], "out of range"),
+    ([-1], "out of range"),
+    ([0, 1, 2, 3], "4 ids returned"),
+    ([[0, 1]], "shape"),
+    ([0.5], "type"),
+])
+def test_invalid_answers(answer, message):
+    with pytest.raises(InvalidAnswer, match=message):
+        validate_answers([[0], answer], 3, 5)
+
+
+def make_job(tmp_path, dataset, rule, query_args=({"mode": "good"}, {"mode": "bad"})):
+    definition = Definition(algorithm="scripted", run_group="g", module="tests.misbehaving",
+                            constructor="Scripted", image="none", base_args=("angular",),
+                            args={"rule": rule}, query_args=tuple(query_args))
+    return Job(definition=definition, dataset="random-xs-20-angular", dataset_path=str(dataset),
+               results_dir=str(tmp_path), count=10, batch=False, runs=2, query_args=list(query_args),
+               environment={})
+
+
+@pytest.mark.parametrize("rule, error", [
+    ("duplicates", "invalid answer: query 0: duplicate ids"),
+    ("out-of-range", "invalid answer: query 0: id 9000 out of range"),
+    ("too-many", "invalid answer: query 0: 11 ids returned for k=10"),
+    ("floats", "invalid answer: query 0: ids of type float64"),
+    ("query-raises", "ValueError: query blew up"),
+])
+def test_bad_query_set_is_a_recorded_failure_and_others_still_run(tmp_path, xs_angular, rule, error):
+    job = make_job(tmp_path, xs_angular, rule)
+    assert run_job(job) is False
+    good = read_result(job.result_path({"mode": "good"}))
+    bad = read_result(job.result_path({"mode": "bad"}))
+    assert good.ok and good.neighbors.shape == (1000, 10)
+    assert not bad.ok and bad.neighbors is None and bad.attrs["error"].startswith(error)
+
+
+def test_fit_failure_fails_every_query_set(tmp_path, xs_angular):
+    job = make_job(tmp_path, xs_angular, "fit-raises")
+    assert run_job(job) is False
+    for q in job.query_args:
+        result = read_result(job.result_path(q))
+        assert not result.ok and "cannot build this index" in result.attrs["error"]
+
+
+def test_result_records_runs_times_and_environment(tmp_path, xs_angular):
+    job = make_job(tmp_path, xs_angular, "good", [{"mode": "good"}])
+    assert run_job(job) is True
+    result = read_result(job.result_path({"mode": "good"}))
+    assert result.run_times.shape == (2,) and result.times.shape == (1000,)
+    assert result.attrs["best_search_time"] == pytest.approx(min(result.run_times) / 1000)
+    env = result.environment
+    assert env["cpu_model"] and env["python"] and env["numpy"]
+    assert result.attrs["name"] == display_name(job.definition, {"mode": "good"}) == "scripted(rule=good, mode=good)"
+    assert result.attrs["distance"] == "angular" and result.distances.shape == (1000, 10)
