@@ -1,0 +1,364 @@
+"""The Docker side against the real engine: images, containers, faults, isolation.
+
+Skipped, with a message saying so, only when no Docker engine answers. The images the tests
+need (OS image, base, bruteforce, hnswlib, faults) are built once per session through
+images.build_images: from nothing on a fresh machine (a few minutes, as root for debootstrap),
+in seconds from the layer cache after that. scripts/build-test-images does the same up front.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ann_bench import cli, datasets, images, metrics
+from ann_bench.definitions import Definition, get_definitions, load_algorithms
+from ann_bench.executors import DockerExecutor, LocalExecutor
+from ann_bench.results import iter_result_paths, read_result
+from ann_bench.sweep import make_job  # noqa: F401  (the job format the executors receive)
+
+ROOT = Path(__file__).resolve().parent.parent
+FAULTS = ROOT / "tests" / "fault-algorithms.yaml"
+DATASET = "random-xs-20-angular"
+TEST_IMAGES = ["bruteforce", "hnswlib", "faults"]
+
+
+@pytest.fixture(scope="session")
+def engine():
+    try:
+        return images.docker_client()
+    except images.DockerUnavailable as e:
+        if os.environ.get("CI") == "true":  # this project's CI machines always have one
+            pytest.fail(f"CI without a Docker engine: the Docker tests must run ({e})")
+        pytest.skip(f"Docker tests skipped: no Docker engine is reachable here ({e})")
+
+
+@pytest.fixture(scope="session")
+def built(engine):
+    results = images.build_images(TEST_IMAGES, proc=2, progress=None)
+    if not all(r.ok for r in results):
+        pytest.fail("could not build the test images:\n" + images.format_table(results))
+    return {r.image: r for r in results}
+
+
+@pytest.fixture(scope="session")
+def dataset(xs_angular) -> Path:
+    return xs_angular
+
+
+def true_distances(path: Path) -> np.ndarray:
+    return np.asarray(datasets.load_dataset(path).distances)
+
+
+def recalls(results_dir: Path, truth: np.ndarray, count: int = 10) -> dict[str, float]:
+    """name -> k-nn recall of every ok result under results_dir."""
+    out = {}
+    for path in iter_result_paths(results_dir, DATASET, count):
+        result = read_result(path)
+        assert result.ok, (path, result.attrs.get("error"))
+        out[result.attrs["name"]] = metrics.knn_recall(truth, result, count)
+    return out
+
+
+def sweep(tmp_path: Path, data_dir: Path, results: Path, definitions: Path, *extra: str) -> int:
+    return cli.main(["--dataset", DATASET, "--definitions", str(definitions), "--runs", "1",
+                     "--results", str(results), "--data-dir", str(data_dir), "--no-progress", *extra])
+
+
+def definitions_file(tmp_path: Path, name: str, args: dict, query_args: dict) -> Path:
+    """A one-entry algorithms file for an algorithms.yaml entry with a small grid."""
+    entry = load_algorithms()[name]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"algorithms": {name: {
+        "module": entry.module, "constructor": entry.constructor, "image": entry.image,
+        "metrics": list(entry.metrics), "base_args": list(entry.base_args), "exact": entry.exact,
+        "run_groups": {"test": {"args": args, "query_args": query_args}},
+    }}}))
+    return path
+
+
+def job_for(definition: Definition, dataset: Path, results: Path) -> dict:
+    return {
+        "definition": definition.to_dict(), "dataset": DATASET, "dataset_path": str(dataset),
+        "results_dir": str(results), "count": 10, "batch": False, "runs": 1,
+        "query_args": [list(q) if isinstance(q, tuple) else q for q in definition.query_args],
+        "environment": {},
+    }
+
+
+def fault_definition(name: str, **args) -> Definition:
+    [definition] = get_definitions(load_algorithms(FAULTS), "angular", "float", 10, 20, [name])
+    if args:
+        definition = Definition.from_dict(dict(definition.to_dict(), args=dict(definition.args, **args)))
+    return definition
+
+
+# -- images --------------------------------------------------------------------------------
+
+def test_base_image_pins_match_requirements():
+    required = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
+    pinned = dict(re.findall(r"^\s+([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "install" / "Dockerfile").read_text(), re.M))
+    assert {"numpy", "h5py", "PyYAML"} <= set(pinned)
+    for package, version in pinned.items():
+        if package in required:
+            assert version == required[package], f"install/Dockerfile pins {package}=={version}, " \
+                                                 f"requirements.txt {required[package]}"
+
+
+def test_every_image_named_has_a_dockerfile():
+    for path in (ROOT / "algorithms.yaml", FAULTS):
+        assert images.missing_dockerfiles(load_algorithms(path).values()) == [], path
+
+
+def test_install_py_rebuilds_from_cache_and_reports_failures(built, tmp_path):
+    run = subprocess.run([sys.executable, "install.py", "--image", "bruteforce"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"ann-bench-bruteforce\s+built", run.stdout)
+    assert "Using cache" in (ROOT / "build" / "logs" / "bruteforce.log").read_text()
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("algorithms:\n  nothing:\n    module: m\n    constructor: C\n    image: no-such-image\n"
+                      "    metrics: [angular]\n    run_groups: {g: {args: [], query_args: []}}\n")
+    run = subprocess.run([sys.executable, "install.py", "--definitions", str(broken)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert re.search(r"ann-bench-no-such-image\s+failed", run.stdout)
+    assert "install/Dockerfile.no-such-image" in run.stdout
+
+    run = subprocess.run([sys.executable, "install.py", "--algorithm", "hnswlibb"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "unknown algorithm 'hnswlibb'" in run.stderr
+
+
+def test_missing_image_is_reported_with_the_command_to_build_it(engine):
+    definition = Definition("ghost", "g", "m", "C", "not-built-xyz")
+    message = "image ann-bench-not-built-xyz is not built: run `python install.py --algorithm ghost`"
+    executor = DockerExecutor()
+    assert executor.problems([definition]) == [message]
+    assert images.missing_images([definition]) == ["not-built-xyz"]
+
+
+# -- same numbers as local ------------------------------------------------------------------
+
+def test_bruteforce_in_docker_matches_local(built, engine, tmp_path, data_dir, dataset):
+    definitions = definitions_file(tmp_path, "bruteforce", [], [])
+    assert sweep(tmp_path, data_dir, tmp_path / "docker", definitions) == 0
+    assert sweep(tmp_path, data_dir, tmp_path / "local", definitions, "--local") == 0
+    truth = true_distances(dataset)
+    in_docker, local = recalls(tmp_path / "docker", truth), recalls(tmp_path / "local", truth)
+    assert in_docker == local and list(in_docker.values()) == [1.0]
+    # Written by the container, owned by whoever ran the sweep.
+    for path in iter_result_paths(tmp_path / "docker"):
+        assert path.stat().st_uid == os.getuid()
+        environment = read_result(path, arrays=False).environment
+        assert environment["image_id"] == engine.images.get("ann-bench-bruteforce").id
+        assert environment["cpus_allowed"] == [0] and environment["omp_num_threads"] == "1"
+
+
+def test_hnswlib_in_docker_matches_local(built, tmp_path, data_dir, dataset):
+    definitions = definitions_file(tmp_path, "hnswlib", {"M": 16, "efConstruction": 200}, {"ef": [20, 80]})
+    assert sweep(tmp_path, data_dir, tmp_path / "docker", definitions) == 0
+    assert sweep(tmp_path, data_dir, tmp_path / "local", definitions, "--local") == 0
+    truth = true_distances(dataset)
+    in_docker, local = recalls(tmp_path / "docker", truth), recalls(tmp_path / "local", truth)
+    assert in_docker.keys() == local.keys() and len(in_docker) == 2
+    for name in in_docker:
+        assert abs(in_docker[name] - local[name]) <= 0.02, (name, in_docker[name], local[name])
+
+
+def ours(engine, results, all=False):
+    """This test's containers only: other sweeps may run on the same engine meanwhile."""
+    return engine.containers.list(all=all, filters={"label": f"ann-bench.results={Path(results).resolve()}"})
+
+
+# -- failures are results -------------------------------------------------------------------
+
+def test_faults_are_recorded_failures_and_the_sweep_goes_on(built, engine, tmp_path, data_dir, dataset, capsys):
+    results = tmp_path / "results"
+    code = sweep(tmp_path, data_dir, results, FAULTS, "--timeout", "10", "--memory", "512m", "--parallelism", "2",
+                 *[a for name in ("bruteforce", "fault-segfault", "fault-timeout", "fault-oom")
+                   for a in ("--algorithm", name)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    by_algorithm = {}
+    for path in iter_result_paths(results, DATASET, 10):
+        result = read_result(path, arrays=False)
+        by_algorithm[result.attrs["algo"]] = result
+    assert by_algorithm["bruteforce"].ok
+    assert {a: r.status for a, r in by_algorithm.items() if a != "bruteforce"} == dict.fromkeys(
+        ["fault-segfault", "fault-timeout", "fault-oom"], "failed")
+    assert by_algorithm["fault-segfault"].attrs["error"] == "crashed with SIGSEGV (exit code 139)"
+    assert by_algorithm["fault-timeout"].attrs["error"] == "timed out after 10 s"
+    assert by_algorithm["fault-oom"].attrs["error"] == "out of memory at the 512 MiB limit"
+    assert "FAILED fault-oom" in out and "out of memory at the 512 MiB limit" in out
+    # The summary shows the end of the memory hog's log: how far it got before it was killed.
+    assert re.search(r"allocated \d+ MiB", out)
+    # Every container is gone, however it ended.
+    assert ours(engine, results, all=True) == []
+
+
+def test_segfault_in_query_is_a_crash(built, tmp_path, dataset):
+    definition = fault_definition("fault-segfault", where="query")
+    log = tmp_path / "segv.log"
+    outcome = DockerExecutor().run(job_for(definition, dataset, tmp_path / "results"), [1], log, 60)
+    assert (outcome.status, outcome.exit_code) == ("crashed", 139)
+    assert "built fault-segfault" in log.read_text()
+
+
+# -- the sandbox ------------------------------------------------------------------------------
+
+@pytest.fixture
+def host_server():
+    """A real TCP server on the host's 127.0.0.1, which the container must not reach."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+    accepted = []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                accepted.append(1)
+                conn.close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with socket.create_connection(server.getsockname(), timeout=2):
+        pass  # reachable from the host itself
+    for _ in range(50):
+        if accepted:
+            break
+        stop.wait(0.1)
+    assert accepted == [1]
+    accepted.clear()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join(2)
+    server.close()
+
+
+def test_container_sandbox(built, tmp_path, dataset, host_server):
+    """No network, read-only dataset and harness, the given user, cores, memory and no swap."""
+    port, accepted = host_server
+    results = tmp_path / "results"
+    results.mkdir()
+    if os.getuid() == 0:
+        # Prove the uid mapping with an unprivileged uid that has no passwd entry in the image.
+        user, uid = "1000:1000", 1000
+        os.chown(results, 1000, 1000)
+    else:
+        user, uid = None, os.getuid()
+    limit = 768 << 20
+    executor = DockerExecutor(memory_limit_bytes=limit, user=user)
+    job = job_for(fault_definition("probe", port=port), dataset, results)
+    outcome = executor.run(job, [1], tmp_path / "probe.log", 60)
+    assert outcome.ok, (tmp_path / "probe.log").read_text()
+    assert job["environment"]["image_id"].startswith("sha256:")
+
+    [path] = iter_result_paths(results)
+    assert path.stat().st_uid == uid
+    result = read_result(path, arrays=False)
+    assert result.environment["image_id"] == job["environment"]["image_id"]
+    probe = json.loads(result.attrs["probe"])
+    assert probe["uid"] == uid and probe["home_writable"]
+    assert probe["interfaces"] == ["lo"]
+    assert probe["connect_127.0.0.1"].startswith("ConnectionRefusedError") and not accepted
+    dataset_mount = f"/data/{dataset.name}"
+    assert probe["mounts"] == {dataset_mount: "ro", "/results": "rw", "/opt/ann-bench/ann_bench": "ro"}
+    assert probe["readonly"] == {dataset_mount: True, "/results": False, "/opt/ann-bench/ann_bench": True}
+    assert probe["writes"][dataset_mount].endswith(("Read-only file system", "Permission denied"))
+    assert probe["writes"]["/opt/ann-bench/ann_bench"].endswith(("Read-only file system", "Permission denied"))
+    assert probe["writes"]["/results"] == "written"
+    assert not probe["docker_socket"]
+    assert probe["cpus"] == [1]
+    assert probe["threads"] == dict.fromkeys(["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"], "1")
+    assert int(probe["memory_limit"]) == limit
+    if "memory_swap_limit" in probe:  # memory + swap equal to memory: no swap
+        assert int(probe["memory_swap_limit"]) == limit
+
+
+def test_default_memory_limit_comes_from_total_memory(engine):
+    total = int(engine.info()["MemTotal"])
+    assert DockerExecutor(parallelism=2).memory_limit_bytes == int(total * 0.9 / 2)
+    assert DockerExecutor(memory_limit_bytes=1 << 30, parallelism=2).memory_limit_bytes == 1 << 30
+
+
+def test_missing_dataset_is_a_failure_not_a_root_owned_directory(built, tmp_path):
+    missing = tmp_path / "nowhere" / "random.hdf5"
+    definition = get_definitions(load_algorithms(FAULTS), "angular", "float", 10, 20, ["bruteforce"])[0]
+    outcome = DockerExecutor().run(job_for(definition, missing, tmp_path / "results"), [0], tmp_path / "x.log", 60)
+    assert outcome.status == "failed" and "not found" in outcome.reason
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_stop_all_kills_running_containers(built, engine, tmp_path, dataset):
+    """An interrupted sweep (Ctrl-C, SIGTERM) leaves no container behind."""
+    executor = DockerExecutor()
+    outcomes = []
+    job = job_for(fault_definition("fault-timeout"), dataset, tmp_path / "results")
+    thread = threading.Thread(target=lambda: outcomes.append(executor.run(job, [0], tmp_path / "x.log", 600)))
+    thread.start()
+    for _ in range(100):
+        if ours(engine, tmp_path / "results"):
+            break
+        thread.join(0.1)
+    executor.stop_all()
+    thread.join(30)
+    assert not thread.is_alive() and outcomes[0].status == "crashed"
+    assert ours(engine, tmp_path / "results", all=True) == []
+
+
+def test_sigterm_to_run_py_leaves_no_container(built, engine, tmp_path, data_dir, dataset):
+    command = [sys.executable, "run.py", "--dataset", DATASET, "--definitions", str(FAULTS), "--algorithm",
+               "fault-timeout", "--results", str(tmp_path / "results"), "--data-dir", str(data_dir), "--no-progress"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            if ours(engine, tmp_path / "results"):
+                break
+            threading.Event().wait(0.1)
+        else:
+            pytest.fail("no container started")
+        proc.terminate()
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    assert ours(engine, tmp_path / "results", all=True) == []
+    assert list(iter_result_paths(tmp_path / "results")) == []  # unfinished work is still to do, not failed
+
+
+def test_library_pins_live_in_one_place():
+    """Dockerfile.<image> starts from the base and installs install/requirements/<image>.txt,
+    whose every line is pinned, never a pin of its own; requirements-local.txt includes that
+    same file, so --local measures the same version."""
+    local = (ROOT / "requirements-local.txt").read_text()
+    for dockerfile in sorted((ROOT / "install").glob("Dockerfile.*")):
+        image = dockerfile.name.partition(".")[2]
+        text = dockerfile.read_text()
+        assert "ARG BASE=ann-bench-base" in text and "FROM ${BASE}" in text, dockerfile.name
+        installs = re.findall(r"pip install[^\n]*", text)
+        assert all("-r /tmp/requirements.txt" in line for line in installs), f"{dockerfile.name} pins inline"
+        requirements = images.requirements_file(image)
+        if installs:
+            lines = [line for line in requirements.read_text().splitlines() if line and not line.startswith("#")]
+            assert lines and all("==" in line for line in lines), f"{requirements} has an unpinned line"
+            assert f"install/requirements/{image}.txt" in local or image in LOCAL_EXCEPTIONS, image
+
+
+# Images whose libraries cannot share the local environment (say why in requirements-local.txt).
+LOCAL_EXCEPTIONS: set[str] = {"diskann"}
