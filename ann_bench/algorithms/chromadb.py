@@ -1,0 +1,136 @@
+"""Chroma (chromadb, a PersistentClient in a temporary directory): its HNSW index.
+
+Build arguments M (hnsw max_neighbors, "hnsw:M" in the old metadata) and ef_construction;
+query argument ef_search. Metrics: euclidean l2, angular cosine, dot ip (1 - q.x, which orders
+points as "dot" does). The vectors go in as embeddings: the collection has no embedding
+function (embedding_function=None), so Chroma never loads or downloads a model, and telemetry
+is off.
+
+The configuration is chromadb 1.x's `configuration={"hnsw": {...}}` (the "hnsw:*" metadata keys
+are its legacy form). Chroma applies ef_search when it loads the index, not to an index that is
+already loaded (collection.modify only records it): set_query_arguments records it with
+modify, then drops the client's cached system so the next client loads the index from its
+files with the new ef_search (untimed; the runner warms up before it times).
+
+fit() adds the rows in batches of the client's maximum batch size; add() puts them in the HNSW
+index as it returns (the newest rows, up to the index's batch_size, sit in a buffer that is
+searched exactly), so the index answers at full quality when fit returns, and the build time is
+the time of the adds. num_threads (the index's build threads) is the threads this worker was
+given; a query runs on one thread.
+
+Index size: get_memory_usage() returns the size of the HNSW segment's files (header, graph,
+vectors, id map) in kB, 0 before they exist, so the runner's index_size is the engine's index
+on disk; get_additional repeats it as index_size_kb. Chroma writes them every sync_threshold
+(1,000) rows, so up to 999 of the last rows may not be counted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import chromadb  # noqa: E402
+import numpy as np  # noqa: E402
+from chromadb.api.client import SharedSystemClient  # noqa: E402
+from chromadb.config import Settings  # noqa: E402
+
+from .base import BaseANN, allowed_threads  # noqa: E402
+
+SPACES = {"euclidean": "l2", "angular": "cosine", "dot": "ip"}
+COLLECTION = "items"
+SQLITE = "chroma.sqlite3"
+
+
+class ChromaHNSW(BaseANN):
+    metrics = tuple(SPACES)
+    point_types = ("float",)
+    supports_batch = True
+    package = "chromadb"
+
+    def __init__(self, metric: str, M: int, ef_construction: int):
+        super().__init__()
+        if metric not in SPACES:
+            raise ValueError(f"ChromaHNSW: metric '{metric}' not supported (supported: {', '.join(SPACES)})")
+        self.metric = metric
+        self.M = int(M)
+        self.ef_construction = int(ef_construction)
+        self.ef_search = 10
+        self.threads = allowed_threads()
+        self.directory: Path | None = None
+        self.client = None
+        self.collection = None
+        self._additional: dict = {}
+        self.name = f"chromadb(M={self.M}, ef_construction={self.ef_construction})"
+
+    def _open(self) -> None:
+        self.client = chromadb.PersistentClient(path=str(self.directory),
+                                                settings=Settings(anonymized_telemetry=False))
+        self.collection = self.client.get_collection(COLLECTION, embedding_function=None)
+
+    def fit(self, X: np.ndarray) -> None:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        self.directory = Path(tempfile.mkdtemp(prefix="ann-bench-chromadb-"))
+        self.client = chromadb.PersistentClient(path=str(self.directory),
+                                                settings=Settings(anonymized_telemetry=False))
+        self.collection = self.client.create_collection(
+            COLLECTION, embedding_function=None,
+            configuration={"hnsw": {"space": SPACES[self.metric], "max_neighbors": self.M,
+                                    "ef_construction": self.ef_construction, "ef_search": self.ef_search,
+                                    "num_threads": self.threads}},
+        )
+        step = self.client.get_max_batch_size()
+        for lo in range(0, len(X), step):
+            hi = min(lo + step, len(X))
+            self.collection.add(ids=[str(i) for i in range(lo, hi)], embeddings=X[lo:hi])
+        count = self.collection.count()
+        if count != len(X):
+            raise RuntimeError(f"{self.name}: {count} of {len(X)} rows in the collection")
+        self._additional = {"index_size_kb": self.get_memory_usage()}
+
+    def _segment_files(self) -> list[Path]:
+        if self.directory is None:
+            return []
+        return [p for p in self.directory.glob("*/*") if p.is_file()]
+
+    def get_memory_usage(self) -> int:
+        """kB: the HNSW segment's files, 0 before there are any; see the module doc."""
+        return sum(p.stat().st_size for p in self._segment_files()) // 1024
+
+    def get_additional(self) -> dict:
+        return dict(self._additional)
+
+    def set_query_arguments(self, ef_search: int) -> None:
+        self.ef_search = int(ef_search)
+        self.collection.modify(configuration={"hnsw": {"ef_search": self.ef_search}})
+        # Reload the index so that ef_search takes effect (see the module doc).
+        self.collection = self.client = None
+        SharedSystemClient.clear_system_cache()
+        self._open()
+        applied = self.collection.configuration["hnsw"]["ef_search"]
+        if applied != self.ef_search:
+            raise RuntimeError(f"{self.name}: ef_search is {applied} after setting {self.ef_search}")
+        self.name = f"chromadb(M={self.M}, ef_construction={self.ef_construction}, ef_search={self.ef_search})"
+
+    @staticmethod
+    def _ids(ids: list) -> np.ndarray:
+        return np.fromiter((int(i) for i in ids), dtype=np.int64, count=len(ids))
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        result = self.collection.query(query_embeddings=[np.asarray(q, dtype=np.float32)], n_results=k, include=[])
+        return self._ids(result["ids"][0])
+
+    def batch_query(self, Q: np.ndarray, k: int) -> None:
+        result = self.collection.query(query_embeddings=list(np.asarray(Q, dtype=np.float32)), n_results=k,
+                                       include=[])
+        self._batch_results = [self._ids(ids) for ids in result["ids"]]
+
+    def done(self) -> None:
+        self.collection = self.client = None
+        SharedSystemClient.clear_system_cache()
+        directory, self.directory = self.directory, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)

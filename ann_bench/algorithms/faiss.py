@@ -1,0 +1,403 @@
+"""faiss (Meta): IVF-Flat, HNSW-Flat, IVF-PQ and fast-scan IVF-PQ with re-ranking, and the
+binary indexes for hamming.
+
+- FaissIVF: build argument n_list (cells), query argument n_probe (cells visited per query).
+  k-means wants about 39 training points per cell; n_list is clamped to len(X) // 39 with a
+  printed note, so a small dataset runs instead of crashing faiss.
+- FaissHNSW: build arguments M and efConstruction, query argument efSearch.
+- FaissIVFPQ: IndexIVFPQ (build arguments n_list, M sub-quantizers of nbits bits each) inside
+  an IndexRefineFlat that re-ranks k * k_factor candidates by exact distance (query arguments
+  n_probe and k_factor). FaissIVFPQFastScan: the same with IndexIVFPQFastScan (4-bit codes
+  scanned with SIMD lookups; build argument by_residual: encode the residual to the cell's
+  centroid, or the vector itself). Product quantization cuts the vector into M equal pieces:
+  when M does not divide the dimension, the data and queries get zero columns up to the next
+  multiple of M (which changes no L2 distance and no inner product), and M above the
+  dimension is clamped to it; both with a printed note.
+- FaissBinaryFlat (exact), FaissBinaryIVF (n_list / n_probe) and FaissBinaryHNSW
+  (M, efConstruction / efSearch): hamming on bit vectors, packed 8 bits to a byte for faiss
+  (np.packbits; the last byte is padded with zero bits, which changes no hamming distance).
+
+angular searches a normalised copy of the data with the inner product (the query's norm does
+not change the order, so queries are used as given); dot uses the inner product; euclidean L2.
+Single queries run on one OpenMP thread; a batch uses the threads this worker was given.
+get_additional reports dist_comps, the average number of distance computations per query
+since the last set_query_arguments (faiss counts them in global statistics).
+"""
+
+from __future__ import annotations
+
+
+import faiss
+import numpy as np
+
+from ..distance import normalize
+from .base import BaseANN, allowed_threads
+from .bits import pack_bits
+
+METRIC_TYPES = {
+    "euclidean": faiss.METRIC_L2,
+    "angular": faiss.METRIC_INNER_PRODUCT,
+    "dot": faiss.METRIC_INNER_PRODUCT,
+}
+MIN_POINTS_PER_CELL = 39  # below this faiss's k-means warns; below 1 it fails
+
+
+def _prepare(X: np.ndarray, metric: str) -> np.ndarray:
+    """float32 C-contiguous rows for faiss; a normalised copy for angular (X is never changed)."""
+    if metric == "angular":
+        return normalize(X)  # a new float32 array
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _ids(row: np.ndarray) -> np.ndarray:
+    """faiss pads missing answers with -1; drop them."""
+    return row[row >= 0].astype(np.int64, copy=False)
+
+
+def _set_threads(n: int) -> None:
+    # OpenMP's setting is global to the process, so read it rather than remember it.
+    if faiss.omp_get_max_threads() != n:
+        faiss.omp_set_num_threads(n)
+
+
+def _clamp_n_list(label: str, n_list: int, n_points: int) -> int:
+    """n_list, or fewer cells when k-means would get under MIN_POINTS_PER_CELL each (a note)."""
+    clamped = max(1, min(n_list, n_points // MIN_POINTS_PER_CELL))
+    if clamped != n_list:
+        print(f"{label}: n_list={n_list} is too many cells for {n_points} points "
+              f"(k-means wants {MIN_POINTS_PER_CELL} per cell); using n_list={clamped}", flush=True)
+    return clamped
+
+
+class _IVFSearch:
+    """n_probe and distance counts, shared by the float and the binary IVF indexes."""
+
+    label = ""
+
+    def set_query_arguments(self, n_probe: int) -> None:
+        self.n_probe = int(n_probe)
+        self.index.nprobe = min(self.n_probe, self.n_list)
+        faiss.cvar.indexIVF_stats.reset()
+        self.name = f"{self.label}(n_list={self.n_list}, n_probe={self.n_probe})"
+
+    def get_additional(self) -> dict:
+        stats = faiss.cvar.indexIVF_stats
+        if stats.nq == 0:
+            return {}
+        # Distances to the points in the visited cells, plus the n_list coarse-quantizer
+        # distances every query computes to pick its cells.
+        return {"dist_comps": stats.ndis / stats.nq + self.n_list}
+
+    def done(self) -> None:
+        super().done()
+        self._quantizer = None
+
+
+class _Faiss(BaseANN):
+    metrics = tuple(METRIC_TYPES)
+    point_types = ("float",)
+    supports_batch = True
+    package = "faiss-cpu"
+
+    def __init__(self, metric: str):
+        super().__init__()
+        if metric not in METRIC_TYPES:
+            raise ValueError(
+                f"{type(self).__name__}: metric '{metric}' not supported (supported: {', '.join(METRIC_TYPES)})"
+            )
+        self.metric = metric
+        self.threads = allowed_threads()
+        self.index = None
+
+    _set_threads = staticmethod(_set_threads)
+
+    def fit(self, X: np.ndarray) -> None:
+        self._set_threads(self.threads)
+        self._build(_prepare(X, self.metric))
+        self._set_threads(1)
+
+    def _build(self, X: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _queries(self, Q: np.ndarray) -> np.ndarray:
+        """Queries as faiss takes them: float32 C-contiguous rows."""
+        return np.ascontiguousarray(Q, dtype=np.float32)
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        self._set_threads(1)
+        _, labels = self.index.search(self._queries(np.reshape(q, (1, -1))), k)
+        return _ids(labels[0])
+
+    def batch_query(self, Q: np.ndarray, k: int) -> None:
+        self._set_threads(self.threads)
+        _, labels = self.index.search(self._queries(Q), k)
+        self._batch_results = [_ids(row) for row in labels]
+
+    def done(self) -> None:
+        self.index = None
+
+
+class FaissIVF(_IVFSearch, _Faiss):
+    label = "faiss-ivf"
+
+    def __init__(self, metric: str, n_list: int):
+        super().__init__(metric)
+        self.n_list = int(n_list)
+        self.n_probe = 1
+        self._quantizer = None
+        self.name = f"faiss-ivf(n_list={self.n_list})"
+
+    def _build(self, X: np.ndarray) -> None:
+        n_list = self.n_list = _clamp_n_list(self.label, self.n_list, len(X))
+        metric_type = METRIC_TYPES[self.metric]
+        if metric_type == faiss.METRIC_L2:
+            self._quantizer = faiss.IndexFlatL2(X.shape[1])
+        else:
+            self._quantizer = faiss.IndexFlatIP(X.shape[1])
+        index = faiss.IndexIVFFlat(self._quantizer, X.shape[1], n_list, metric_type)
+        index.train(X)
+        index.add(X)
+        self.index = index
+
+
+class FaissHNSW(_Faiss):
+    def __init__(self, metric: str, M: int, efConstruction: int):
+        super().__init__(metric)
+        self.M = int(M)
+        self.ef_construction = int(efConstruction)
+        self.name = f"faiss-hnsw(M={self.M}, efConstruction={self.ef_construction})"
+
+    def _build(self, X: np.ndarray) -> None:
+        index = faiss.IndexHNSWFlat(X.shape[1], self.M, METRIC_TYPES[self.metric])
+        index.hnsw.efConstruction = self.ef_construction
+        index.add(X)
+        self.index = index
+
+    def set_query_arguments(self, efSearch: int) -> None:
+        self.index.hnsw.efSearch = int(efSearch)
+        faiss.cvar.hnsw_stats.reset()
+        self.name = f"faiss-hnsw(M={self.M}, efConstruction={self.ef_construction}, efSearch={int(efSearch)})"
+
+    def get_additional(self) -> dict:
+        stats = faiss.cvar.hnsw_stats
+        if stats.n1 == 0:  # n1: queries searched since the reset
+            return {}
+        return {"dist_comps": stats.ndis / stats.n1}
+
+
+class _FaissIVFPQRefine(_Faiss):
+    """An IVF-PQ index inside IndexRefineFlat: the PQ search proposes k * k_factor candidates,
+    exact distances (from the refine index's own float copy of the data) pick the k."""
+
+    label = ""
+    nbits = 8
+
+    def __init__(self, metric: str, n_list: int, M: int):
+        super().__init__(metric)
+        self.n_list = int(n_list)
+        self.M = int(M)
+        if self.n_list < 1 or self.M < 1:
+            raise ValueError(f"{self.label}: n_list and M must be positive (n_list={n_list}, M={M})")
+        self.n_probe = 1
+        self.k_factor = 1.0
+        self._pad = 0  # zero columns added so that M divides the dimension
+        self._ivf = None
+        self._quantizer = None
+        self._last_k = 0
+        self.name = f"{self.label}({self._build_label()})"
+
+    def _build_label(self) -> str:
+        return f"n_list={self.n_list}, M={self.M}"
+
+    def _make_ivf(self, quantizer, d: int, n_list: int, metric_type: int):
+        raise NotImplementedError
+
+    def _build(self, X: np.ndarray) -> None:
+        d = X.shape[1]
+        self.n_list = _clamp_n_list(self.label, self.n_list, len(X))
+        if self.M > d:
+            print(f"{self.label}: M={self.M} sub-quantizers for {d} dimensions; using M={d} "
+                  f"(one dimension each)", flush=True)
+            self.M = d
+        self._pad = -d % self.M
+        if self._pad:
+            print(f"{self.label}: M={self.M} does not divide the dimension {d}; padding the data "
+                  f"and queries with {self._pad} zero dimensions (distances unchanged)", flush=True)
+            X = np.hstack([X, np.zeros((len(X), self._pad), dtype=np.float32)])
+        d += self._pad
+        metric_type = METRIC_TYPES[self.metric]
+        self._quantizer = faiss.IndexFlat(d, metric_type)
+        self._ivf = self._make_ivf(self._quantizer, d, self.n_list, metric_type)
+        index = faiss.IndexRefineFlat(self._ivf)  # adds to both: codes and the exact copy
+        index.train(X)
+        index.add(X)
+        self.index = index
+
+    def _queries(self, Q: np.ndarray) -> np.ndarray:
+        Q = np.asarray(Q, dtype=np.float32)
+        if self._pad:
+            return np.hstack([Q, np.zeros((len(Q), self._pad), dtype=np.float32)])
+        return np.ascontiguousarray(Q)
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        self._last_k = k
+        return super().query(q, k)
+
+    def batch_query(self, Q: np.ndarray, k: int) -> None:
+        self._last_k = k
+        super().batch_query(Q, k)
+
+    def set_query_arguments(self, n_probe: int, k_factor: float) -> None:
+        if float(k_factor) < 1:
+            raise ValueError(f"{self.label}: k_factor={k_factor} must be at least 1")
+        self.n_probe = int(n_probe)
+        self.k_factor = float(k_factor)
+        self._ivf.nprobe = min(self.n_probe, self.n_list)
+        self.index.k_factor = self.k_factor
+        faiss.cvar.indexIVF_stats.reset()
+        self.name = (f"{self.label}({self._build_label()}, n_probe={self.n_probe}, "
+                     f"k_factor={k_factor})")
+
+    def get_additional(self) -> dict:
+        stats = faiss.cvar.indexIVF_stats
+        if stats.nq == 0:
+            return {}
+        # Coarse-quantizer distances (n_list), PQ code distances in the visited cells, and the
+        # exact distances of the re-ranking (at most k * k_factor candidates).
+        refined = min(stats.ndis / stats.nq, self._last_k * self.k_factor)
+        return {"dist_comps": stats.ndis / stats.nq + self.n_list + refined}
+
+    def done(self) -> None:
+        super().done()
+        self._ivf = None
+        self._quantizer = None
+
+
+class FaissIVFPQ(_FaissIVFPQRefine):
+    label = "faiss-ivfpq"
+
+    def __init__(self, metric: str, n_list: int, M: int, nbits: int = 8):
+        self.nbits = int(nbits)
+        super().__init__(metric, n_list, M)
+
+    def _build_label(self) -> str:
+        return f"n_list={self.n_list}, M={self.M}, nbits={self.nbits}"
+
+    def _make_ivf(self, quantizer, d: int, n_list: int, metric_type: int):
+        return faiss.IndexIVFPQ(quantizer, d, n_list, self.M, self.nbits, metric_type)
+
+
+class FaissIVFPQFastScan(_FaissIVFPQRefine):
+    label = "faiss-ivfpqfs"
+    nbits = 4  # fast scan works on 4-bit codes
+
+    def __init__(self, metric: str, n_list: int, M: int, by_residual: bool = True):
+        self.by_residual = bool(by_residual)
+        super().__init__(metric, n_list, M)
+
+    def _build_label(self) -> str:
+        return f"n_list={self.n_list}, M={self.M}, by_residual={self.by_residual}"
+
+    def _make_ivf(self, quantizer, d: int, n_list: int, metric_type: int):
+        index = faiss.IndexIVFPQFastScan(quantizer, d, n_list, self.M, self.nbits, metric_type)
+        index.by_residual = self.by_residual
+        return index
+
+
+class _FaissBinary(BaseANN):
+    """faiss's binary indexes: hamming distances on packed bit codes."""
+
+    metrics = ("hamming",)
+    point_types = ("bit",)
+    supports_batch = True
+    package = "faiss-cpu"
+    label = ""
+
+    def __init__(self, metric: str):
+        super().__init__()
+        if metric not in self.metrics:
+            raise ValueError(f"{self.label}: metric '{metric}' not supported (supported: hamming)")
+        self.metric = metric
+        self.threads = allowed_threads()
+        self.index = None
+
+    def fit(self, X: np.ndarray) -> None:
+        codes = pack_bits(X)  # a new array: bool or 0/1 rows, 8 bits a byte, zero-padded
+        _set_threads(self.threads)
+        self._build(codes, codes.shape[1] * 8)
+        _set_threads(1)
+
+    def _build(self, codes: np.ndarray, bits: int) -> None:
+        raise NotImplementedError
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        _set_threads(1)
+        _, labels = self.index.search(pack_bits(q), k)
+        return _ids(labels[0])
+
+    def batch_query(self, Q: np.ndarray, k: int) -> None:
+        _set_threads(self.threads)
+        _, labels = self.index.search(pack_bits(Q), k)
+        self._batch_results = [_ids(row) for row in labels]
+
+    def done(self) -> None:
+        self.index = None
+
+
+class FaissBinaryFlat(_FaissBinary):
+    label = "faiss-binary-flat"
+
+    def __init__(self, metric: str):
+        super().__init__(metric)
+        self.name = "faiss-binary-flat()"
+
+    def _build(self, codes: np.ndarray, bits: int) -> None:
+        self.index = faiss.IndexBinaryFlat(bits)
+        self.index.add(codes)
+
+
+class FaissBinaryIVF(_IVFSearch, _FaissBinary):
+    label = "faiss-binary-ivf"
+
+    def __init__(self, metric: str, n_list: int):
+        super().__init__(metric)
+        self.n_list = int(n_list)
+        self.n_probe = 1
+        self._quantizer = None
+        self.name = f"faiss-binary-ivf(n_list={self.n_list})"
+
+    def _build(self, codes: np.ndarray, bits: int) -> None:
+        self.n_list = _clamp_n_list(self.label, self.n_list, len(codes))
+        self._quantizer = faiss.IndexBinaryFlat(bits)
+        index = faiss.IndexBinaryIVF(self._quantizer, bits, self.n_list)
+        index.train(codes)
+        index.add(codes)
+        self.index = index
+
+
+class FaissBinaryHNSW(_FaissBinary):
+    label = "faiss-binary-hnsw"
+
+    def __init__(self, metric: str, M: int, efConstruction: int):
+        super().__init__(metric)
+        self.M = int(M)
+        self.ef_construction = int(efConstruction)
+        self.name = f"faiss-binary-hnsw(M={self.M}, efConstruction={self.ef_construction})"
+
+    def _build(self, codes: np.ndarray, bits: int) -> None:
+        index = faiss.IndexBinaryHNSW(bits, self.M)
+        index.hnsw.efConstruction = self.ef_construction
+        index.add(codes)
+        self.index = index
+
+    def set_query_arguments(self, efSearch: int) -> None:
+        self.index.hnsw.efSearch = int(efSearch)
+        faiss.cvar.hnsw_stats.reset()
+        self.name = (f"faiss-binary-hnsw(M={self.M}, efConstruction={self.ef_construction}, "
+                     f"efSearch={int(efSearch)})")
+
+    def get_additional(self) -> dict:
+        stats = faiss.cvar.hnsw_stats
+        if stats.n1 == 0:
+            return {}
+        return {"dist_comps": stats.ndis / stats.n1}

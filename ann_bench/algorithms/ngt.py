@@ -1,0 +1,173 @@
+"""NGT (Yahoo Japan): neighbourhood graphs searched from tree-chosen seeds, through ngtpy.
+
+- NgtANNG: the ANNG, built by inserting the points one by one, each linked to the
+  edge_size_for_creation nearest it finds; edge_size_for_search caps the edges followed per
+  node when a query passes edge_size -1.
+- NgtONNG: an ANNG (usually with many edges, e.g. 100) whose degrees are then adjusted into an
+  ONNG by ngtpy.Optimizer: outdegree edges kept per node and indegree reversed edges added, with
+  shortcut reduction (the graph reconstruction of `ngt reconstruct-graph -m S`, as ann-benchmarks
+  runs it; the optimizer's own search-parameter tuning, which runs thousands of sample queries,
+  is off). refine=True first refines the ANNG (refine_anng); tree=False seeds searches from
+  the graph instead of the tree.
+
+Query arguments: epsilon, NGT's search-range coefficient (the search explores up to
+(1 + epsilon) times the current k-th distance: -0.4 is fast and rough, 0.1-0.2 near exact),
+and edge_size: edges followed per node (-1: the index's edge_size_for_search; -2: a number
+that grows with epsilon; 0: all).
+
+euclidean uses NGT's L2; angular uses L2 over a normalised copy of the data, queries normalised
+too (on unit vectors L2 order is angular order). The quantized graph (QG) is not here: ngtpy
+can only open a QG that NGT's `qbg` command built, and the PyPI wheel ships no such command.
+Building uses the worker's threads; a single query runs on the calling thread; a batch runs
+ngtpy's batch_search on an OpenMP pool sized explicitly to the worker's threads. The wheel's
+distance counter stays at 0 (NGT built without it), so no dist_comps are reported.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import tempfile
+from pathlib import Path
+
+import ngtpy
+import numpy as np
+
+from ..distance import normalize
+from .base import BaseANN, allowed_threads
+
+METRICS = ("euclidean", "angular")
+
+
+def _set_omp_threads(n: int) -> None:
+    """Size the OpenMP pool of ngtpy's batch search: the libgomp the wheel bundles (auditwheel
+    puts it in ngt.libs/), already loaded by ngtpy, so this handle is the same library."""
+    libs = Path(ngtpy.__file__).resolve().parent / "ngt.libs"
+    for path in sorted(libs.glob("libgomp*.so*")):
+        ctypes.CDLL(str(path)).omp_set_num_threads(int(n))
+        return
+    raise RuntimeError(f"ngt: no bundled libgomp in {libs}; cannot set the batch search's threads")
+
+
+class _Ngt(BaseANN):
+    metrics = METRICS
+    point_types = ("float",)
+    supports_batch = True
+    package = "ngt"
+
+    def __init__(self, metric: str, edge_size_for_creation: int, edge_size_for_search: int):
+        super().__init__()
+        if metric not in METRICS:
+            raise ValueError(f"ngt: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
+        self.metric = metric
+        self.edge_size_for_creation = int(edge_size_for_creation)
+        self.edge_size_for_search = int(edge_size_for_search)
+        self.threads = allowed_threads()
+        self.tree = True
+        self.epsilon = 0.1
+        self.edge_size = -1
+        self._dir: str | None = None
+        self._index: ngtpy.Index | None = None
+
+    def _label(self) -> str:
+        return f"edge_size_for_creation={self.edge_size_for_creation}, edge_size_for_search={self.edge_size_for_search}"
+
+    def _prepare(self, X: np.ndarray) -> np.ndarray:
+        if self.metric == "angular":
+            return normalize(X)  # a new float32 array
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def _build_anng(self, X: np.ndarray, path: str) -> ngtpy.Index:
+        ngtpy.create(path, X.shape[1], edge_size_for_creation=self.edge_size_for_creation,
+                     edge_size_for_search=self.edge_size_for_search, distance_type="L2", object_type="Float")
+        index = ngtpy.Index(path, log_disabled=True)
+        index.batch_insert(X, num_threads=self.threads)
+        return index
+
+    def fit(self, X: np.ndarray) -> None:
+        X = self._prepare(X)
+        self._dir = tempfile.mkdtemp(prefix="ann-bench-ngt-")
+        _set_omp_threads(self.threads)
+        self._index = self._build(X, self._dir)
+
+    def _build(self, X: np.ndarray, directory: str) -> ngtpy.Index:
+        raise NotImplementedError
+
+    def set_query_arguments(self, epsilon: float, edge_size: int = -1) -> None:
+        self.epsilon = float(epsilon)
+        self.edge_size = int(edge_size)
+        # batch_search reads the index's defaults; query passes them itself.
+        self._index.set(epsilon=self.epsilon, edge_size=self.edge_size)
+        self.name = f"{type(self).__name__.lower()}({self._label()}, epsilon={self.epsilon:g}, edge_size={self.edge_size})"
+
+    def _query_vector(self, q: np.ndarray) -> np.ndarray:
+        if self.metric == "angular":
+            return normalize(q.reshape(1, -1))[0]
+        return q
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        ids = self._index.search(self._query_vector(q), k, self.epsilon, self.edge_size, with_distance=False)
+        return np.asarray(ids, dtype=np.int64)
+
+    def batch_query(self, Q: np.ndarray, k: int) -> None:
+        Q = normalize(Q) if self.metric == "angular" else np.ascontiguousarray(Q, dtype=np.float32)
+        results = ngtpy.BatchResults()
+        _set_omp_threads(self.threads)
+        self._index.batch_search(Q, results, k, with_distance=False)
+        # Flat ids and per-query offsets (get_ids would assume every answer has the same length).
+        ids = np.asarray(results.get_indexed_ids(), dtype=np.int64)
+        offsets = np.asarray(results.get_index(), dtype=np.int64)
+        self._batch_results = [ids[offsets[i]:offsets[i + 1]] for i in range(len(Q))]
+
+    def done(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+class NgtANNG(_Ngt):
+    def __init__(self, metric: str, edge_size_for_creation: int, edge_size_for_search: int):
+        super().__init__(metric, edge_size_for_creation, edge_size_for_search)
+        self.name = f"ngt-anng({self._label()})"
+
+    def _build(self, X: np.ndarray, directory: str) -> ngtpy.Index:
+        path = str(Path(directory) / "anng")
+        return self._build_anng(X, path)
+
+
+class NgtONNG(_Ngt):
+    def __init__(self, metric: str, edge_size_for_creation: int, edge_size_for_search: int,
+                 outdegree: int, indegree: int, refine: bool = False, tree: bool = True):
+        super().__init__(metric, edge_size_for_creation, edge_size_for_search)
+        self.outdegree = int(outdegree)
+        self.indegree = int(indegree)
+        self.refine = bool(refine)
+        self.tree = bool(tree)
+        self.name = f"ngt-onng({self._label()})"
+
+    def _label(self) -> str:
+        label = f"{super()._label()}, outdegree={self.outdegree}, indegree={self.indegree}"
+        if self.refine:
+            label += ", refine"
+        if not self.tree:
+            label += ", no tree"
+        return label
+
+    def _build(self, X: np.ndarray, directory: str) -> ngtpy.Index:
+        anng, onng = str(Path(directory) / "anng"), str(Path(directory) / "onng")
+        index = self._build_anng(X, anng)
+        if self.refine:
+            index.refine_anng(epsilon=0.1, num_of_edges=self.edge_size_for_creation,
+                              num_of_explored_edges=self.edge_size_for_search)
+        index.save()
+        index.close()
+        optimizer = ngtpy.Optimizer(num_of_outgoings=self.outdegree, num_of_incomings=self.indegree,
+                                    log_disabled=True)
+        optimizer.set_processing_modes(shortcut_reduction=True, search_parameter_optimization=False,
+                                       prefetch_parameter_optimization=False, accuracy_table_generation=False)
+        optimizer.execute(anng, onng)
+        shutil.rmtree(anng, ignore_errors=True)
+        return ngtpy.Index(onng, read_only=True, tree_disabled=not self.tree, log_disabled=True)

@@ -1,0 +1,101 @@
+"""The conformance check in Docker, as a user runs it: `run.py --quick --runs 1` for a
+representative set of entries on random-xs-20-angular and random-xs-20-euclidean.
+
+tests/test_conformance.py checks every algorithms.yaml entry in this process (local mode); this
+checks that the images really work: the library installed in the image, the worker in a
+container with no network, run as the invoking uid, with pgvector's PostgreSQL server started
+inside the container. For each entry and dataset, run.py must exit 0, every result must be ok,
+and the k-nn recall at the entry's most accurate quick point (the last build arguments and
+the last query arguments of its quick grid) must be at least 0.9, 1.0 for exact entries.
+
+The images are built once per session (from the layer cache in seconds; scripts/build-test-
+images builds them from nothing before CI runs the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ann_bench import datasets, images, metrics
+from ann_bench.definitions import definitions_for_entry, load_algorithms
+from ann_bench.results import iter_result_paths, read_result
+
+ROOT = Path(__file__).resolve().parent.parent
+K = 10
+# Entries checked in Docker: the exact reference, a compiled library and a database server.
+ALGORITHMS = ["bruteforce", "hnswlib", "pgvector-hnsw"]
+DATASETS = {"random-xs-20-angular": "xs_angular", "random-xs-20-euclidean": "xs_euclidean"}
+ENTRIES = load_algorithms()
+SWEEP_TIMEOUT = 900  # seconds for one run.py over every entry on one dataset
+
+
+@pytest.fixture(scope="session")
+def docker_images():
+    try:
+        images.docker_client()
+    except images.DockerUnavailable as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI without a Docker engine: the Docker tests must run ({e})")
+        pytest.skip(f"Docker tests skipped: no Docker engine is reachable here ({e})")
+    needed = list(dict.fromkeys(ENTRIES[name].image for name in ALGORITHMS))
+    results = images.build_images(needed, proc=2, progress=None)
+    if not all(r.ok for r in results):
+        pytest.fail("could not build the images:\n" + images.format_table(results))
+    return needed
+
+
+@pytest.fixture(scope="module", params=list(DATASETS))
+def quick_sweep(request, docker_images, data_dir, tmp_path_factory):
+    """run.py --quick --runs 1 in Docker over ALGORITHMS on one dataset: (dataset, results dir)."""
+    name = request.param
+    path = request.getfixturevalue(DATASETS[name])
+    results = tmp_path_factory.mktemp(f"docker-quick-{name}")
+    command = [sys.executable, "run.py", "--dataset", name, "--quick", "--runs", "1", "--results", str(results),
+               "--data-dir", str(data_dir), "--no-progress"]
+    for algorithm in ALGORITHMS:
+        command += ["--algorithm", algorithm]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=SWEEP_TIMEOUT,
+                         stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, f"run.py exited with {run.returncode}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    return name, path, results
+
+
+def best_quick_point(algorithm: str, dataset) -> tuple[dict | list, dict | list]:
+    entry = ENTRIES[algorithm]
+    definition = definitions_for_entry(entry, dataset.distance, K, dataset.train.shape[1], quick=True)[-1]
+    return definition.args, definition.query_args[-1]
+
+
+def _plain(value):
+    return json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_recall_at_the_best_quick_point_in_docker(quick_sweep, algorithm):
+    name, path, results = quick_sweep
+    dataset = datasets.load_dataset(path)
+    args, query_args = best_quick_point(algorithm, dataset)
+    found = {}
+    for result_path in iter_result_paths(results, name, K):
+        result = read_result(result_path)
+        if result.attrs["algo"] != algorithm:
+            continue
+        assert result.ok, f"{algorithm} on {name}: {result.attrs.get('error')}"
+        assert result.environment.get("image", "").startswith("ann-bench-"), "not run in Docker"
+        key = (result.attrs["build_args"], result.attrs["query_args"])
+        found[key] = metrics.knn_recall(dataset.distances, result, K)
+    quick = definitions_for_entry(ENTRIES[algorithm], dataset.distance, K, dataset.train.shape[1], quick=True)
+    expected = sum(len(d.query_args) for d in quick)
+    assert len(found) == expected, f"{algorithm} on {name}: {len(found)} results, expected {expected}"
+    best = [recall for (build_args, q_args), recall in found.items()
+            if json.loads(build_args) == _plain(args) and json.loads(q_args) == _plain(query_args)]
+    assert len(best) == 1, f"{algorithm} on {name}: no result for {args} {query_args} in {sorted(found)}"
+    required = 1.0 if ENTRIES[algorithm].exact else 0.9
+    print(f"{algorithm} {args} {query_args} on {name} in Docker: recall {best[0]:.3f}")
+    assert best[0] >= required, f"{algorithm} {args} {query_args} on {name}: recall {best[0]:.3f} < {required}"
