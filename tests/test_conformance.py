@@ -173,6 +173,18 @@ def set_query_arguments(algo: BaseANN, query_args: Any) -> None:
         algo.set_query_arguments(*query_args)
 
 
+def answer_both_ways(definition: Definition, query_args: Any, train, test) -> tuple[list, list]:
+    """Build the point on train, then answer test one by one and as a batch."""
+    algo = instantiate(definition)
+    try:
+        algo.fit(train)
+        set_query_arguments(algo, query_args)
+        single = [algo.query(q, K) for q in test]
+        return single, answer_batch(algo, test, single)
+    finally:
+        algo.done()
+
+
 @dataclass
 class Outcome:
     name: str
@@ -198,14 +210,7 @@ def outcome(request, local_data) -> Outcome:
     # The wrapper gets copies; the dataset's own arrays stay the reference to compare with.
     train = copy_points(data.train)
     test = copy_points(data.test[:QUERIES])
-    algo = instantiate(definition)
-    try:
-        algo.fit(train)
-        set_query_arguments(algo, query_args)
-        single = [algo.query(q, K) for q in test]
-        batch = answer_batch(algo, test, single)
-    finally:
-        algo.done()
+    single, batch = answer_both_ways(definition, query_args, train, test)
     return Outcome(
         name=name,
         metric=metric,
@@ -320,14 +325,7 @@ def test_awkward_bit_and_set_inputs(case):
     data = _awkward_dataset(metric)
     definition, query_args = best_quick_point(entry, metric, data)
     train, test = copy_points(data.train), copy_points(data.test)
-    algo = instantiate(definition)
-    try:
-        algo.fit(train)
-        set_query_arguments(algo, query_args)
-        single = [algo.query(q, K) for q in test]
-        batch = answer_batch(algo, test, single)
-    finally:
-        algo.done()
+    single, batch = answer_both_ways(definition, query_args, train, test)
     assert same_points(train, data.train) and same_points(test, data.test), f"{name}: inputs modified"
     required = 1.0 if entry.exact else RECALL_APPROXIMATE
     for mode, answers in (("single", single), ("batch", batch)):
@@ -351,6 +349,19 @@ def test_entry_imports_and_declares_what_the_yaml_says(name):
     assert not missing, f"{name}: algorithms.yaml lists {sorted(missing)}, {entry.constructor}.metrics does not"
     missing = set(entry.point_types) - set(cls.point_types)
     assert not missing, f"{name}: algorithms.yaml lists {sorted(missing)}, {entry.constructor}.point_types does not"
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_an_undeclared_metric_is_refused_by_name(name):
+    """A wrapper given a metric it doesn't declare fails at once, before it starts any engine."""
+    entry = ENTRIES[name]
+    cls = import_wrapper(entry)
+    [definition, *_] = definitions_for_entry(entry, "no-such-metric", K, 20, quick=True)
+    args, kwargs = definition.constructor_call()
+    if "no-such-metric" not in [*args, *kwargs.values()]:
+        pytest.skip(f"{name}: its constructor is not given the metric")
+    with pytest.raises(ValueError, match="metric 'no-such-metric' not supported"):
+        cls(*args, **kwargs)
 
 
 @pytest.mark.parametrize("name", list(ENTRIES))

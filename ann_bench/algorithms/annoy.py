@@ -28,9 +28,7 @@ class Annoy(BaseANN):
 
     def __init__(self, metric: str, n_trees: int):
         super().__init__()
-        if metric not in METRIC_MAP:
-            raise ValueError(f"annoy: metric '{metric}' not supported (supported: {', '.join(METRIC_MAP)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.n_trees = int(n_trees)
         self.search_k = -1
         self._index: annoy.AnnoyIndex | None = None

@@ -38,6 +38,12 @@ class BaseANN:
         self._batch_results: Any = None
         self.name = type(self).__name__
 
+    def checked_metric(self, metric: str) -> str:
+        """`metric`, if the class declares it: constructors call this before anything else."""
+        if metric not in self.metrics:
+            raise ValueError(f"{self.name}: metric '{metric}' not supported (supported: {', '.join(self.metrics)})")
+        return metric
+
     def fit(self, X: np.ndarray) -> None:
         raise NotImplementedError
 

@@ -59,9 +59,7 @@ class BruteForce(BaseANN):
 
     def __init__(self, metric: str):
         super().__init__()
-        if metric not in self.metrics:
-            raise ValueError(f"bruteforce: metric '{metric}' not supported (supported: {', '.join(self.metrics)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.name = f"bruteforce({metric})"
         self._X: np.ndarray | None = None
         self._norms: np.ndarray | None = None

@@ -53,9 +53,7 @@ class ChromaHNSW(BaseANN):
 
     def __init__(self, metric: str, M: int, ef_construction: int):
         super().__init__()
-        if metric not in SPACES:
-            raise ValueError(f"ChromaHNSW: metric '{metric}' not supported (supported: {', '.join(SPACES)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.M = int(M)
         self.ef_construction = int(ef_construction)
         self.ef_search = 10

@@ -39,8 +39,7 @@ class DataSketch(BaseANN):
 
     def __init__(self, metric: str, num_perm: int, l: int):  # noqa: E741 (datasketch's name)
         super().__init__()
-        if metric not in self.metrics:
-            raise ValueError(f"datasketch: metric '{metric}' not supported (supported: jaccard)")
+        self.checked_metric(metric)
         self.num_perm = int(num_perm)
         self.l = int(l)
         if not 0 < self.l <= self.num_perm:

@@ -41,9 +41,7 @@ class DiskANN(BaseANN):
 
     def __init__(self, metric: str, complexity: int, graph_degree: int, alpha: float):
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"diskann: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.build_complexity = int(complexity)
         self.graph_degree = int(graph_degree)
         self.alpha = float(alpha)

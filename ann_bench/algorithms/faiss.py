@@ -101,11 +101,7 @@ class _Faiss(BaseANN):
 
     def __init__(self, metric: str):
         super().__init__()
-        if metric not in METRIC_TYPES:
-            raise ValueError(
-                f"{type(self).__name__}: metric '{metric}' not supported (supported: {', '.join(METRIC_TYPES)})"
-            )
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.threads = allowed_threads()
         self.index = None
 
@@ -315,9 +311,7 @@ class _FaissBinary(BaseANN):
 
     def __init__(self, metric: str):
         super().__init__()
-        if metric not in self.metrics:
-            raise ValueError(f"{self.label}: metric '{metric}' not supported (supported: hamming)")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.threads = allowed_threads()
         self.index = None
 

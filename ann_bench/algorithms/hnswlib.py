@@ -26,9 +26,7 @@ class HnswLib(BaseANN):
 
     def __init__(self, metric: str, M: int, efConstruction: int):
         super().__init__()
-        if metric not in SPACES:
-            raise ValueError(f"hnswlib: metric '{metric}' not supported (supported: {', '.join(SPACES)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.M = int(M)
         self.ef_construction = int(efConstruction)
         self.threads = allowed_threads()

@@ -61,10 +61,7 @@ class _Lance(BaseANN):
 
     def __init__(self, metric: str):
         super().__init__()
-        if metric not in DISTANCE_TYPES:
-            raise ValueError(f"{type(self).__name__}: metric '{metric}' not supported "
-                             f"(supported: {', '.join(DISTANCE_TYPES)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.distance_type = DISTANCE_TYPES[metric]
         self.directory: Path | None = None
         self.table = None

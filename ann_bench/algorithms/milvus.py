@@ -62,10 +62,7 @@ class _Milvus(BaseANN):
 
     def __init__(self, metric: str):
         super().__init__()
-        if metric not in METRIC_TYPES:
-            raise ValueError(f"{type(self).__name__}: metric '{metric}' not supported "
-                             f"(supported: {', '.join(METRIC_TYPES)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.metric_type = METRIC_TYPES[metric]
         self.threads = allowed_threads()
         self.directory: Path | None = None

@@ -40,9 +40,7 @@ class MRPT(BaseANN):
 
     def __init__(self, metric: str, k: int):
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"mrpt: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.k = int(k)
         self.threads = allowed_threads()
         self._autotuned = None

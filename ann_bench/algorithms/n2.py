@@ -31,9 +31,7 @@ class N2(BaseANN):
 
     def __init__(self, metric: str, M: int, efConstruction: int):
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"n2: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.M = int(M)
         self.ef_construction = int(efConstruction)
         self.ef = 10

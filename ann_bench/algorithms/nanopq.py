@@ -38,8 +38,7 @@ class NanoPQ(BaseANN):
 
     def __init__(self, metric: str, M: int, Ks: int = 256):
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"nanopq: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
+        self.checked_metric(metric)
         if not 2 <= int(Ks) <= 256:
             raise ValueError(f"nanopq: Ks={Ks} must be between 2 and 256 (one byte per code)")
         self.metric = metric

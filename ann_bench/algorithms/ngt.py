@@ -57,9 +57,7 @@ class _Ngt(BaseANN):
 
     def __init__(self, metric: str, edge_size_for_creation: int, edge_size_for_search: int):
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"ngt: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.edge_size_for_creation = int(edge_size_for_creation)
         self.edge_size_for_search = int(edge_size_for_search)
         self.threads = allowed_threads()

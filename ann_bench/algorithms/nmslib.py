@@ -35,9 +35,7 @@ class _Nmslib(BaseANN):
 
     def __init__(self, metric: str):
         super().__init__()
-        if metric not in SPACES:
-            raise ValueError(f"nmslib: metric '{metric}' not supported (supported: {', '.join(SPACES)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.threads = allowed_threads()
         self._index = None
 

@@ -136,10 +136,7 @@ class _Pgvector(BaseANN):
 
     def __init__(self, metric: str):
         super().__init__()
-        if metric not in OPERATORS:
-            raise ValueError(f"{type(self).__name__}: metric '{metric}' not supported "
-                             f"(supported: {', '.join(OPERATORS)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.ops, self.operator = OPERATORS[metric]
         self.threads = allowed_threads()
         self.server: PostgresServer | None = None

@@ -45,10 +45,7 @@ class PyNNDescent(BaseANN):
     def __init__(self, metric: str, n_neighbors: int, diversify_prob: float = 1.0,
                  pruning_degree_multiplier: float = 1.5, leaf_size: int | None = None):
         super().__init__()
-        if metric not in self.metric_names:
-            raise ValueError(f"{self.label}: metric '{metric}' not supported "
-                             f"(supported: {', '.join(self.metric_names)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.n_neighbors = int(n_neighbors)
         self.diversify_prob = float(diversify_prob)
         self.pruning_degree_multiplier = float(pruning_degree_multiplier)

@@ -38,9 +38,7 @@ class Scann(BaseANN):
 
     def __init__(self, metric: str, num_leaves: int, avq_threshold: float | None, dims_per_block: int):
         super().__init__()
-        if metric not in DISTANCES:
-            raise ValueError(f"scann: metric '{metric}' not supported (supported: {', '.join(DISTANCES)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.num_leaves = int(num_leaves)
         self.avq_threshold = None if avq_threshold is None else float(avq_threshold)
         self.dims_per_block = int(dims_per_block)

@@ -27,9 +27,7 @@ class CKDTree(BaseANN):
 
     def __init__(self, metric: str, leafsize: int):
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"ckdtree: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.leafsize = int(leafsize)
         self.threads = allowed_threads()
         self._tree: spatial.cKDTree | None = None

@@ -34,9 +34,7 @@ class _SklearnTree(BaseANN):
 
     def __init__(self, metric: str, leaf_size: int):
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"{self.label}: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.leaf_size = int(leaf_size)
         self.threads = allowed_threads()
         self._tree = None

@@ -34,9 +34,7 @@ class USearch(BaseANN):
 
     def __init__(self, metric: str, connectivity: int, expansion_add: int):
         super().__init__()
-        if metric not in METRICS:
-            raise ValueError(f"usearch: metric '{metric}' not supported (supported: {', '.join(METRICS)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.connectivity = int(connectivity)
         self.expansion_add = int(expansion_add)
         self.threads = allowed_threads()

@@ -33,9 +33,7 @@ class Voyager(BaseANN):
 
     def __init__(self, metric: str, M: int, ef_construction: int):
         super().__init__()
-        if metric not in SPACES:
-            raise ValueError(f"voyager: metric '{metric}' not supported (supported: {', '.join(SPACES)})")
-        self.metric = metric
+        self.metric = self.checked_metric(metric)
         self.M = int(M)
         self.ef_construction = int(ef_construction)
         self.ef = 10
