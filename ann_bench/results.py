@@ -130,6 +130,8 @@ def write_result(path: Path | str, result: RunResult) -> Path:
                     f.create_dataset(name, data=data)
             for name, data in result.extra.items():
                 f.create_dataset(name, data=data)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # whole on disk before the rename makes it visible
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -24,7 +24,7 @@ from .algorithms.base import BaseANN
 from .datasets import Dataset, load_dataset
 from .definitions import Definition
 from .distance import distances_to
-from .results import STATUS_FAILED, STATUS_OK, RunResult, result_path, write_result
+from .results import STATUS_FAILED, STATUS_OK, RunResult, result_path, status_of, write_result
 
 WARMUP_QUERIES = 1000
 
@@ -63,11 +63,49 @@ def instantiate(definition: Definition) -> BaseANN:
     return constructor(*args, **kwargs)
 
 
-def validate_answers(answers: list, k: int, n_train: int) -> np.ndarray:
+def validate_answers(answers, k: int, n_train: int, n_queries: int | None = None) -> np.ndarray:
     """Check every answer and return them as an (n, k) id array padded with -1.
 
-    An answer is valid when it is a flat sequence of at most k distinct ids in [0, n_train).
+    An answer is valid when it is a flat sequence of at most k distinct ids in [0, n_train);
+    with n_queries, there must be exactly one answer per query.
     """
+    if answers is None:
+        raise InvalidAnswer("no answers returned")
+    if n_queries is not None and len(answers) != n_queries:
+        raise InvalidAnswer(f"{len(answers)} answers for {n_queries} queries")
+    ids = _id_matrix(answers)
+    if ids is not None and _valid_matrix(ids, k, n_train):
+        padded = np.full((len(ids), k), -1, dtype=np.int64)
+        padded[:, : ids.shape[1]] = ids
+        return padded
+    return _validate_one_by_one(answers, k, n_train)
+
+
+def _id_matrix(answers) -> np.ndarray | None:
+    """The answers as one (n, m) integer array when they all have one length, else None."""
+    try:
+        ids = np.asarray(answers)
+    except ValueError:  # answers of different lengths
+        return None
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        return None
+    return ids
+
+
+def _valid_matrix(ids: np.ndarray, k: int, n_train: int) -> bool:
+    """Every row valid, checked at numpy speed: this runs on every timed pass."""
+    if ids.shape[1] > k:
+        return False
+    if ids.size == 0:
+        return True
+    if ids.min() < 0 or ids.max() >= n_train:
+        return False
+    ordered = np.sort(ids, axis=1)
+    return not (ordered[:, 1:] == ordered[:, :-1]).any()
+
+
+def _validate_one_by_one(answers, k: int, n_train: int) -> np.ndarray:
+    """The slow path: ragged answers, and naming the first invalid one."""
     padded = np.full((len(answers), k), -1, dtype=np.int64)
     for i, answer in enumerate(answers):
         ids = np.asarray(answer)
@@ -112,15 +150,17 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
         algo.set_query_arguments(**query_args)
     else:
         algo.set_query_arguments(*query_args)
-    k, n = job.count, len(data.test)
-    library_ns = 0
+    k, n, n_train = job.count, len(data.test), len(data.train)
+    warm_queries = data.test[:WARMUP_QUERIES]
     if job.batch:
-        library_ns += time_batch(algo, data.test[:WARMUP_QUERIES], k)[0]
+        library_ns, warm_answers = time_batch(algo, warm_queries, k)
     else:
         rows = list(data.test)
-        warm_times, _ = time_single(algo.query, rows[:WARMUP_QUERIES], k)
-        library_ns += sum(warm_times)
-    best_total, best_times, answers, run_totals = None, None, None, []
+        warm_times, warm_answers = time_single(algo.query, rows[:WARMUP_QUERIES], k)
+        library_ns = sum(warm_times)
+    # Every answer is checked, the warm-up's and every pass's, not only the best pass's.
+    validate_answers(warm_answers, k, n_train, len(warm_queries))
+    best_total, best_times, ids, run_totals = None, None, None, []
     for _ in range(job.runs):
         if job.batch:
             total, run_answers = time_batch(algo, data.test, k)
@@ -128,11 +168,11 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
         else:
             times, run_answers = time_single(algo.query, rows, k)
             total, per_query = sum(times), np.asarray(times, dtype=np.float64)
+        run_ids = validate_answers(run_answers, k, n_train, n)
         library_ns += total
         run_totals.append(total / 1e9)
         if best_total is None or total < best_total:
-            best_total, best_times, answers = total, per_query / 1e9, run_answers
-    ids = validate_answers(list(answers), k, len(data.train))
+            best_total, best_times, ids = total, per_query / 1e9, run_ids
     return {
         "candidates": float((ids >= 0).sum(axis=1).mean()),
         "neighbors": ids.astype(np.int32),
@@ -174,9 +214,16 @@ def base_attrs(job: Job, algo_name: str, query_args: Any) -> dict:
 
 
 def write_failure(job: Job, query_args: Any, error: str, distance: str = "") -> Path:
+    """Record a failure, except over a good result from an earlier run (a --force re-run that
+    failed): that result stays, and the failure is told in the log and the summary."""
+    path = job.result_path(query_args)
+    if status_of(path) == STATUS_OK:
+        print(f"[ann-bench] {json.dumps(query_args)} failed ({error}); kept the earlier result {path}",
+              file=sys.stderr, flush=True)
+        return path
     attrs = base_attrs(job, display_name(job.definition, query_args), query_args)
     attrs.update(status=STATUS_FAILED, error=error, distance=distance)
-    return write_result(job.result_path(query_args), RunResult(attrs=attrs))
+    return write_result(path, RunResult(attrs=attrs))
 
 
 def _last_line(error: BaseException) -> str:

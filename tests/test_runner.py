@@ -4,6 +4,7 @@ import pytest
 from ann_bench.definitions import Definition
 from ann_bench.results import read_result
 from ann_bench.runner import InvalidAnswer, Job, display_name, run_job, validate_answers
+from tests.misbehaving import Scripted
 
 
 def test_valid_answers_are_padded():
@@ -24,6 +25,20 @@ def test_invalid_answers(answer, message):
         validate_answers([[0], answer], 3, 5)
 
 
+def test_equal_length_answers_are_checked_too():
+    """The fast path (one id matrix) finds what the one-by-one path finds."""
+    with pytest.raises(InvalidAnswer, match="query 1: duplicate ids"):
+        validate_answers(np.array([[0, 1], [2, 2]]), 3, 5)
+    with pytest.raises(InvalidAnswer, match="query 0: id 5 out of range"):
+        validate_answers([np.array([5, 1]), np.array([2, 3])], 3, 5)
+
+
+@pytest.mark.parametrize("answers, message", [(None, "no answers returned"), ([[0], [1]], "2 answers for 3 queries")])
+def test_one_answer_per_query(answers, message):
+    with pytest.raises(InvalidAnswer, match=message):
+        validate_answers(answers, 3, 5, n_queries=3)
+
+
 def make_job(tmp_path, dataset, rule, query_args=({"mode": "good"}, {"mode": "bad"})):
     definition = Definition(algorithm="scripted", run_group="g", module="tests.misbehaving",
                             constructor="Scripted", image="none", base_args=("angular",),
@@ -39,6 +54,8 @@ def make_job(tmp_path, dataset, rule, query_args=({"mode": "good"}, {"mode": "ba
     ("too-many", "invalid answer: query 0: 11 ids returned for k=10"),
     ("floats", "invalid answer: query 0: ids of type float64"),
     ("query-raises", "ValueError: query blew up"),
+    # Only the warm-up's first answer is bad: the timed passes are fine, the set still fails.
+    ("bad-in-warmup", "invalid answer: query 0: duplicate ids"),
 ])
 def test_bad_query_set_is_a_recorded_failure_and_others_still_run(tmp_path, xs_angular, rule, error):
     job = make_job(tmp_path, xs_angular, rule)
@@ -67,3 +84,18 @@ def test_result_records_runs_times_and_environment(tmp_path, xs_angular):
     assert env["cpu_model"] and env["python"] and env["numpy"]
     assert result.attrs["name"] == display_name(job.definition, {"mode": "good"}) == "scripted(rule=good, mode=good)"
     assert result.attrs["distance"] == "angular" and result.distances.shape == (1000, 10)
+
+
+def test_a_failed_rerun_keeps_the_earlier_good_result(tmp_path, xs_angular, monkeypatch):
+    """--force runs a finished set again; if that run fails, the good result stays."""
+    job = make_job(tmp_path, xs_angular, "good", [{"mode": "good"}])
+    assert run_job(job) is True
+    path = job.result_path({"mode": "good"})
+    before = path.stat().st_mtime_ns
+
+    def broken(self, q, k):
+        raise RuntimeError("broken this time")
+
+    monkeypatch.setattr(Scripted, "query", broken)
+    assert run_job(job) is False
+    assert read_result(path).ok and path.stat().st_mtime_ns == before
