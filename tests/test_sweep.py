@@ -1,13 +1,24 @@
-"""The sweep through run.py's main() with the local executor: resume, failures, skipping."""
+"""The sweep: through run.py's main() with the local executor (resume, failures, skipping, dry
+runs), and its planning and running directly (estimates, executor errors, interrupts, cores)."""
 
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from ann_bench import cli
-from ann_bench.results import iter_result_paths, read_result
+import numpy as np
+import pytest
+
+from ann_bench import cli, sweep
+from ann_bench.datasets import write_dataset
+from ann_bench.definitions import Definition
+from ann_bench.errors import UserError
+from ann_bench.executors import Executor, LocalExecutor, Outcome
+from ann_bench.results import RunResult, iter_result_paths, read_result, result_path, write_result
+from ann_bench.sweep import Settings, cpu_slots, dry_run_table, make_plan, run_plan, summary
 
 from .conftest import ROOT
 
@@ -126,17 +137,170 @@ def test_killing_run_py_leaves_no_worker_and_keeps_finished_results(tmp_path, da
     assert statuses(tmp_path) == ["ok"]
 
 
-def test_dry_run_counts_what_is_done_and_estimates_from_earlier_results(tmp_path, data_dir, xs_angular, capsys):
+def dry_run_rows(out):
+    """The dry run's definition lines (name -> counts) and totals lines (algorithm -> fields)."""
+    definitions, totals = {}, {}
+    for line in out.splitlines():
+        fields = line.split()
+        if fields and fields[0].isdigit():
+            definitions[fields[3]] = fields[:3]
+        elif fields and fields[0] == "scripted":
+            totals[fields[0]] = fields[1:]
+    return definitions, totals
+
+
+def test_dry_run_lists_definitions_and_estimates_from_earlier_results(tmp_path, data_dir, xs_angular, capsys):
     assert run(tmp_path, data_dir, "good", "--dry-run") == 0
-    out = capsys.readouterr().out
-    assert "unknown (no earlier result)" in out and statuses(tmp_path) == []
+    definitions, totals = dry_run_rows(capsys.readouterr().out)
+    assert definitions == {"scripted(rule=good)": ["2", "0", "0"]}
+    assert totals["scripted"][:5] == ["1", "2", "0", "0", "unknown"] and statuses(tmp_path) == []
     assert run(tmp_path, data_dir, "good", "--max-n-algorithms", "1") == 0
     capsys.readouterr()
-    definitions = tmp_path / "algorithms.yaml"
-    definitions.write_text(DEFINITIONS.format(rule="good, other"))
-    argv = ["--local", "--dataset", "random-xs-20-angular", "--definitions", str(definitions), "--runs", "1",
-            "--results", str(tmp_path / "results"), "--data-dir", str(data_dir), "--dry-run"]
-    assert cli.main(argv) == 0
-    row = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("scripted")][0]
-    assert row[1:5] == ["1", "2", "2", "0"] and row[6] == "s"  # 1 definition left, 2 results, 2 done
+    assert run(tmp_path, data_dir, "good, other", "--dry-run") == 0
+    out = capsys.readouterr().out
+    definitions, totals = dry_run_rows(out)
+    assert definitions == {"scripted(rule=good)": ["0", "2", "0"], "scripted(rule=other)": ["2", "0", "0"]}
+    # 1 definition to build, 2 results to make, 2 done, 0 failed; timed from this dataset's results.
+    assert totals["scripted"][:4] == ["1", "2", "2", "0"] and totals["scripted"][5:] == ["s", "(same", "dataset)"]
+    assert "rough" not in out
     assert statuses(tmp_path) == ["ok", "ok"]  # a dry run runs nothing
+
+
+def scripted(rule, modes=("good", "bad"), group="g"):
+    return Definition(algorithm="scripted", run_group=group, module="tests.misbehaving", constructor="Scripted",
+                      image="scripted", base_args=("angular",), args={"rule": rule},
+                      query_args=tuple({"mode": mode} for mode in modes))
+
+
+def settings_for(tmp_path, dataset_path, dataset="random-xs-20-angular"):
+    return Settings(dataset=dataset, dataset_path=dataset_path, results_dir=tmp_path / "results", count=10, runs=1)
+
+
+def write_dataset_of(path, n_train, n_test):
+    rng = np.random.default_rng(0)
+    write_dataset(path, rng.random((n_train, 4)), rng.random((n_test, 4)), "euclidean", count=10, progress=False)
+
+
+def write_past_results(results_dir, dataset, build_time, library_seconds):
+    for mode in ("good", "bad"):
+        path = result_path(results_dir, dataset, 10, "scripted", False, {"rule": "good"}, {"mode": mode})
+        write_result(path, RunResult(attrs={"status": "ok", "build_time": build_time,
+                                            "library_seconds": library_seconds, "run_count": 1}))
+
+
+def test_dry_run_scales_from_the_nearest_other_dataset_and_says_so(tmp_path):
+    data = tmp_path / "data"
+    write_dataset_of(data / "big.hdf5", 400, 30)
+    settings = settings_for(tmp_path, data / "big.hdf5", "big")
+    plan = make_plan([scripted("good")], settings)
+    write_past_results(settings.results_dir, "small", build_time=2.0, library_seconds=1.0)
+    write_past_results(settings.results_dir, "tiny", build_time=100.0, library_seconds=100.0)
+    # Results without their dataset's file give nothing to scale by.
+    assert "unknown" in dry_run_table(plan, settings).splitlines()[-1]
+
+    write_dataset_of(data / "small.hdf5", 100, 10)
+    write_dataset_of(data / "tiny.hdf5", 20, 10)
+    out = dry_run_table(plan, settings)
+    # small is nearer in size than tiny: build 2 s x 4 (train), each query set 1 s x 3 (test).
+    assert "scripted" in out and "14 s (scaled from small)" in out
+    assert "rough" in out.splitlines()[-1]
+
+
+class BrokenEngine(LocalExecutor):
+    """An executor whose engine fails for one definition in a way it does not expect."""
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def run(self, job, cpus, log_path, timeout):
+        if job["definition"]["args"]["rule"] == "broken":
+            raise self.error
+        return super().run(job, cpus, log_path, timeout)
+
+
+def test_an_executor_that_raises_fails_its_task_and_the_sweep_goes_on(tmp_path, xs_angular):
+    settings = settings_for(tmp_path, xs_angular)
+    plan = make_plan([scripted("broken"), scripted("good")], settings)
+    error = RuntimeError("500 Server Error:\n  engine said no")
+    records = run_plan(plan, BrokenEngine(error), settings, "angular", progress=False)
+    ran = [r for r in records if r.status == "ran"]
+    failed = [r for r in records if r.status == "failed"]
+    broken, good = plan.tasks
+    assert sorted(r.path for r in ran) == sorted(good.paths)
+    assert sorted(r.path for r in failed) == sorted(broken.paths)
+    reason = "executor error: RuntimeError: 500 Server Error: engine said no"
+    assert len(failed) == 2 and all(r.reason == reason for r in failed)
+    assert all(read_result(r.path, arrays=False).attrs["error"] == reason for r in failed)
+    assert "Traceback" in failed[0].log_path.read_text()
+    table, any_failed = summary(records)
+    assert any_failed and f"FAILED scripted {{'mode': 'good'}}: {reason}" in table
+
+
+def test_an_executor_that_exits_still_stops_the_sweep(tmp_path, xs_angular):
+    settings = settings_for(tmp_path, xs_angular)
+    plan = make_plan([scripted("broken")], settings)
+    with pytest.raises(SystemExit):
+        run_plan(plan, BrokenEngine(SystemExit(3)), settings, "angular", progress=False)
+    assert statuses(tmp_path) == []
+
+
+class Blocking(Executor):
+    """Runs until stop_all, as a worker that is still busy when Ctrl-C comes."""
+
+    def __init__(self):
+        self.stopped = threading.Event()
+
+    def run(self, job, cpus, log_path, timeout):
+        self.stopped.wait(30)
+        return Outcome("ok")
+
+    def stop_all(self):
+        self.stopped.set()
+
+
+def test_ctrl_c_while_tasks_are_being_submitted_stops_the_started_ones(tmp_path, xs_angular, monkeypatch):
+    class InterruptedPool(ThreadPoolExecutor):
+        """Ctrl-C arrives as the second task is submitted."""
+
+        submitted = 0
+
+        def submit(self, *args):
+            self.submitted += 1
+            if self.submitted == 2:
+                raise KeyboardInterrupt
+            return super().submit(*args)
+
+    monkeypatch.setattr(sweep, "ThreadPoolExecutor", InterruptedPool)
+    settings = settings_for(tmp_path, xs_angular)
+    executor = Blocking()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_plan(make_plan([scripted("good"), scripted("other")], settings), executor, settings, "angular",
+                 progress=False)
+    assert executor.stopped.is_set() and time.monotonic() - started < 10
+
+
+def test_cpu_slots_are_disjoint_and_impossible_parallelism_is_a_one_line_error():
+    cores = os.sched_getaffinity(0)
+    for n in range(1, len(cores) + 1):
+        single = cpu_slots(n, batch=False)
+        assert len(single) == n and all(len(s) == 1 for s in single)
+        assert len({c for s in single for c in s}) == n and {c for s in single for c in s} <= cores
+        shares = cpu_slots(n, batch=True)
+        used = [c for s in shares for c in s]
+        assert len(shares) == n and all(shares) and len(used) == len(set(used)) and set(used) <= cores
+    for impossible in (0, len(cores) + 1):
+        with pytest.raises(UserError) as raised:
+            cpu_slots(impossible, batch=False)
+        assert "\n" not in str(raised.value) and f"--parallelism {impossible}" in str(raised.value)
+
+
+def test_a_definition_named_twice_is_planned_once(tmp_path, xs_angular):
+    settings = settings_for(tmp_path, xs_angular)
+    overlapping = scripted("good", modes=("good", "other"), group="h")
+    plan = make_plan([scripted("good"), scripted("good"), overlapping], settings)
+    assert [t.pending for t in plan.tasks] == [[{"mode": "good"}, {"mode": "bad"}], [{"mode": "other"}]]
+    paths = [p for t in plan.tasks for p in t.paths]
+    assert len(paths) == len(set(paths)) == 3
+    assert [p.to_run for p in plan.definitions] == [2, 1]
