@@ -106,7 +106,7 @@ def make_executor(args: argparse.Namespace) -> Executor:
     from .executors.docker import DockerExecutor
 
     return DockerExecutor(memory_limit_bytes=args.memory, parallelism=args.parallelism,
-                          data_dir=args.data_dir, results_dir=args.results)
+                          data_dir=args.data_dir, results_dir=args.results, definitions_file=args.definitions)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         dataset=name, dataset_path=path.resolve(), results_dir=args.results.resolve(), count=args.count,
         batch=args.batch, runs=args.runs, timeout=args.timeout, parallelism=args.parallelism,
         force=args.force, retry_failed=args.retry_failed, max_definitions=args.max_n_algorithms,
-        environment={"harness_revision": environment.harness_revision(), "executor": executor.name},
+        environment={"harness_revision": environment.harness_revision(),
+                     "harness_digest": environment.harness_digest(), "executor": executor.name},
     )
     plan = make_plan(definitions, settings)
     if args.dry_run:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -9,7 +10,8 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent  # the ann_bench tree
+REPO = PACKAGE.parent
 
 
 @lru_cache(maxsize=1)
@@ -34,6 +36,16 @@ def harness_revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return rev + ("-dirty" if dirty else "")
+
+
+def harness_digest(root: Path = PACKAGE) -> str:
+    """A short sha256 of the harness's *.py files (paths and contents, sorted): names the exact
+    code that ran, even when the revision is "-dirty"."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:12]
 
 
 def package_version(package: str | None) -> str:

@@ -7,9 +7,9 @@
     ann-bench-<image>       install/Dockerfile.<image>: the base plus one pinned library
 
 `python install.py` (a thin CLI over `main`) builds them; the run CLI calls `missing_images`
-and `build_images`. Builds go through the Docker SDK with the host's network (so pip reaches
-PyPI through whatever the host uses) and the host's CA bundle in the context; each build's
-output goes to build/logs/<image>.log.
+and, for --build, `build_missing`. Builds go through the Docker SDK with the host's network
+(so pip reaches PyPI through whatever the host uses) and the host's CA bundle in the context;
+each build's output goes to build/logs/<image>.log.
 """
 
 from __future__ import annotations
@@ -230,8 +230,8 @@ def build_images(image_names: Iterable[str], build_args: dict[str, str] | None =
                  progress: Callable[[str], None] | None = print) -> list[BuildResult]:
     """Build the OS image if it is missing, then the base, then the named images.
 
-    The base is rebuilt every time (the layer cache makes that a second or two when nothing
-    changed); algorithm images are built `proc` at a time once the base is there.
+    With base=True the base is rebuilt every time (the layer cache makes that a second or two
+    when nothing changed); algorithm images are built `proc` at a time once the base is there.
     """
     build_args = dict(build_args or {})
     names = [bare_name(n) for n in dict.fromkeys(image_names) if bare_name(n) != BASE]
@@ -262,6 +262,14 @@ def build_images(image_names: Iterable[str], build_args: dict[str, str] | None =
     with ThreadPoolExecutor(max_workers=max(1, proc)) as pool:
         list(pool.map(one, names))
     return results
+
+
+def build_missing(image_names: Iterable[str], client=None) -> list[BuildResult]:
+    """Build only what is missing (run.py --build): the named images on the existing base,
+    whatever it was built from (install.py --build-arg BASE_IMAGE=...), which is left as it is;
+    with no base yet, the base first, as `python install.py` would."""
+    client = client or docker_client()
+    return build_images(image_names, base=not image_exists(client, image_tag(BASE)))
 
 
 def _not_built(name: str, why: str) -> BuildResult:

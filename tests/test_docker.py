@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +25,10 @@ import yaml
 
 from ann_bench import cli, datasets, images, metrics
 from ann_bench.definitions import Definition, get_definitions, load_algorithms
+from ann_bench.environment import harness_digest
 from ann_bench.executors import DockerExecutor, LocalExecutor
 from ann_bench.results import iter_result_paths, read_result
+from ann_bench.sweep import Settings, make_plan, run_plan
 from ann_bench.sweep import make_job  # noqa: F401  (the job format the executors receive)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,12 +145,53 @@ def test_install_py_rebuilds_from_cache_and_reports_failures(built, tmp_path):
     assert run.returncode == 2 and "unknown algorithm 'hnswlibb'" in run.stderr
 
 
-def test_missing_image_is_reported_with_the_command_to_build_it(engine):
+def test_missing_image_is_reported_with_the_command_to_build_it(engine, tmp_path, data_dir, capsys):
     definition = Definition("ghost", "g", "m", "C", "not-built-xyz")
     message = "image ann-bench-not-built-xyz is not built: run `python install.py --algorithm ghost`"
-    executor = DockerExecutor()
-    assert executor.problems([definition]) == [message]
+    assert DockerExecutor().problems([definition]) == [message]
+    assert DockerExecutor(definitions_file=ROOT / "algorithms.yaml").problems([definition]) == [message]
     assert images.missing_images([definition]) == ["not-built-xyz"]
+
+    # From another algorithms file, the command names it: install.py would not know the algorithm.
+    ghosts = tmp_path / "ghosts.yaml"
+    ghosts.write_text("algorithms:\n  ghost:\n    module: m\n    constructor: C\n    image: not-built-xyz\n"
+                      "    metrics: [angular]\n    run_groups: {g: {args: [], query_args: []}}\n")
+    assert sweep(tmp_path, data_dir, tmp_path / "results", ghosts) == 2
+    assert f"run `python install.py --definitions {ghosts} --algorithm ghost`" in capsys.readouterr().err
+
+
+def test_build_builds_only_the_missing_image_on_the_existing_base(built, engine, tmp_path, data_dir,
+                                                                 monkeypatch, capsys):
+    """run.py --build leaves an existing base as it is, whatever it was built from."""
+    name = f"buildtest-{uuid.uuid4().hex[:8]}"
+    tag = images.image_tag(name)
+    # An image under a fresh name, from a copy of Dockerfile.faults: a layer-cache hit, no network.
+    install = tmp_path / "install"
+    install.mkdir()
+    shutil.copy(ROOT / "install" / "Dockerfile.faults", install / f"Dockerfile.{name}")
+    monkeypatch.setattr(images, "INSTALL_DIR", install)
+    monkeypatch.setattr(images, "REPO", tmp_path)
+    entry = load_algorithms(FAULTS)["bruteforce"]
+    definitions = tmp_path / "algorithms.yaml"
+    definitions.write_text(yaml.safe_dump({"algorithms": {"bruteforce": {
+        "module": entry.module, "constructor": entry.constructor, "image": name, "metrics": ["angular"],
+        "base_args": list(entry.base_args), "run_groups": {"exact": {"args": [], "query_args": []}},
+    }}}))
+    base_id = engine.images.get(images.image_tag(images.BASE)).id
+    assert not images.image_exists(engine, tag)
+    try:
+        assert sweep(tmp_path, data_dir, tmp_path / "results", definitions, "--build") == 0
+        out = capsys.readouterr().out
+        assert images.image_exists(engine, tag)
+        assert re.search(rf"{tag}: built", out), out
+        assert images.image_tag(images.BASE) not in out and images.OS_IMAGE not in out, out
+        assert engine.images.get(images.image_tag(images.BASE)).id == base_id
+        [path] = iter_result_paths(tmp_path / "results")
+        assert read_result(path, arrays=False).ok
+    finally:
+        if images.image_exists(engine, tag):
+            engine.images.remove(tag)  # only the tag: the image is ann-bench-faults' too
+        (images.LOG_DIR / f"{name}.log").unlink(missing_ok=True)
 
 
 # -- same numbers as local ------------------------------------------------------------------
@@ -163,6 +208,7 @@ def test_bruteforce_in_docker_matches_local(built, engine, tmp_path, data_dir, d
         assert path.stat().st_uid == os.getuid()
         environment = read_result(path, arrays=False).environment
         assert environment["image_id"] == engine.images.get("ann-bench-bruteforce").id
+        assert environment["harness_digest"] == harness_digest() and environment["harness_revision"]
         assert environment["cpus_allowed"] == [0] and environment["omp_num_threads"] == "1"
 
 
@@ -206,6 +252,21 @@ def test_faults_are_recorded_failures_and_the_sweep_goes_on(built, engine, tmp_p
     assert re.search(r"allocated \d+ MiB", out)
     # Every container is gone, however it ended.
     assert ours(engine, results, all=True) == []
+
+
+def test_sweep_results_belong_to_the_executor_user(built, tmp_path, dataset):
+    """As root the invoking user is root too: prove the mapping with a uid that is not root's."""
+    uid, gid = (1000, 1000) if os.getuid() == 0 else (os.getuid(), os.getgid())
+    results = tmp_path / "results"
+    definitions = get_definitions(load_algorithms(FAULTS), "angular", "float", 10, 20, ["bruteforce"])
+    settings = Settings(dataset=DATASET, dataset_path=dataset, results_dir=results, count=10, runs=1)
+    records = run_plan(make_plan(definitions, settings), DockerExecutor(user=f"{uid}:{gid}"), settings,
+                       "angular", progress=False)
+    assert [(r.status, r.reason) for r in records] == [("ran", "")]
+    # Results, logs and the directories holding them: nothing left to root.
+    owners = {str(p.relative_to(results)): (p.stat().st_uid, p.stat().st_gid) for p in [results, *results.rglob("*")]}
+    assert len(list(iter_result_paths(results))) == 1
+    assert owners == dict.fromkeys(owners, (uid, gid))
 
 
 def test_segfault_in_query_is_a_crash(built, tmp_path, dataset):
@@ -305,6 +366,75 @@ def test_missing_dataset_is_a_failure_not_a_root_owned_directory(built, tmp_path
     assert not missing.exists() and not missing.parent.exists()
 
 
+class EngineRelay:
+    """A unix socket relaying to the real engine until cut: the engine lost in mid-request."""
+
+    def __init__(self, path: Path, engine_socket: str):
+        self.path, self.engine_socket = path, engine_socket
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # cut
+            engine = socket.socket(socket.AF_UNIX)
+            engine.connect(self.engine_socket)
+            self.sockets += [client, engine]
+            for source, target in ((client, engine), (engine, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self) -> None:
+        for s in [self.server, *self.sockets]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.path.unlink()
+
+
+def test_engine_lost_while_waiting_is_an_engine_error_not_a_timeout(built, engine, tmp_path, dataset):
+    import docker
+
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        pytest.skip(f"the relay speaks to a unix-socket engine, not {host}")
+    relay = EngineRelay(tmp_path / "engine.sock", host[len("unix://"):])
+    executor = DockerExecutor(client=docker.DockerClient(base_url=f"unix://{relay.path}", timeout=30))
+    results = tmp_path / "results"
+    job = job_for(fault_definition("fault-timeout"), dataset, results)
+    outcomes = []
+    thread = threading.Thread(target=lambda: outcomes.append(executor.run(job, [0], tmp_path / "x.log", 600)))
+    thread.start()
+    try:
+        for _ in range(100):
+            if ours(engine, results):
+                break
+            thread.join(0.1)
+        relay.cut()
+        thread.join(60)
+    finally:
+        for container in ours(engine, results, all=True):
+            container.remove(force=True)  # the executor could not: it lost the engine
+    assert not thread.is_alive() and len(outcomes) == 1, "run() raised or hung"
+    assert outcomes[0].status == "failed" and outcomes[0].reason.startswith("Docker engine error: "), outcomes
+    assert "[ann-bench] Docker engine error" in (tmp_path / "x.log").read_text()
+
+
 def test_stop_all_kills_running_containers(built, engine, tmp_path, dataset):
     """An interrupted sweep (Ctrl-C, SIGTERM) leaves no container behind."""
     executor = DockerExecutor()
@@ -340,6 +470,23 @@ def test_sigterm_to_run_py_leaves_no_container(built, engine, tmp_path, data_dir
     assert proc.returncode == 130, out
     assert ours(engine, tmp_path / "results", all=True) == []
     assert list(iter_result_paths(tmp_path / "results")) == []  # unfinished work is still to do, not failed
+
+
+def test_harness_digest_names_the_code(tmp_path):
+    """What the containers mount: paths and contents of the *.py files count, nothing else does."""
+    (tmp_path / "algorithms").mkdir()
+    (tmp_path / "runner.py").write_text("x = 1\n")
+    (tmp_path / "algorithms" / "a.py").write_text("y = 2\n")
+    digest = harness_digest(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{12}", digest)
+    (tmp_path / "runner.pyc").write_bytes(b"bytecode")
+    (tmp_path / "notes.txt").write_text("not code")
+    assert harness_digest(tmp_path) == digest
+    (tmp_path / "algorithms" / "a.py").write_text("y = 3\n")
+    assert harness_digest(tmp_path) != digest
+    (tmp_path / "algorithms" / "a.py").write_text("y = 2\n")
+    (tmp_path / "algorithms" / "a.py").rename(tmp_path / "algorithms" / "b.py")
+    assert harness_digest(tmp_path) != digest
 
 
 def test_library_pins_live_in_one_place():
