@@ -6,8 +6,8 @@ Default output: <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].png, where -
 appears only when count is not 10 and -<x>-vs-<y> only when the axes are not the default
 k-nn vs qps, so plots of different settings never overwrite each other.
 
-An algorithm keeps its colour and marker in every plot: both come from a hash of its name
-into fixed palettes, not from which algorithms happen to be present.
+An algorithm keeps its colour and marker in every plot: both come from its place in
+algorithms.yaml (or a hash of its name), not from which algorithms happen to be present.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import io
 import math
 import sys
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from .definitions import load_algorithms
 from .errors import UserError
 from .metrics import METRICS, metrics_for_results, write_atomically
 from .pareto import pareto_frontier
@@ -42,11 +44,25 @@ MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "p", "h")
 
 
 def algorithm_style(algorithm: str) -> tuple[str, str]:
-    """(colour, marker) for an algorithm, the same in every plot and on every machine."""
-    digest = hashlib.sha256(algorithm.encode()).digest()
-    colour = PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
-    marker = MARKERS[int.from_bytes(digest[4:8], "big") % len(MARKERS)]
-    return colour, marker
+    """(colour, marker) for an algorithm, the same in every plot and on every machine.
+
+    Entries of algorithms.yaml take the pairs in file order, so no two share a style; any
+    other name (from another definitions file) hashes into the same palettes.
+    """
+    registry = _registered_names()
+    if algorithm in registry:
+        index = registry.index(algorithm)
+    else:
+        index = int.from_bytes(hashlib.sha256(algorithm.encode()).digest()[:4], "big")
+    return PALETTE[index % len(PALETTE)], MARKERS[(index // len(PALETTE)) % len(MARKERS)]
+
+
+@lru_cache(maxsize=1)
+def _registered_names() -> list[str]:
+    try:
+        return list(load_algorithms())
+    except UserError:
+        return []  # a broken algorithms.yaml must not stop a plot of finished results
 
 
 def mode_label(batch: bool | None) -> str:
