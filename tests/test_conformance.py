@@ -20,12 +20,19 @@ exactly as the runner gives them), the entry's most accurate quick point is buil
 The most accurate quick point is the LAST build arguments and the LAST query arguments of the
 entry's `quick` grid (or of its last run group when it has none): a quick grid must end with
 its most accurate point. Only the first QUERIES test queries are used, to keep the suite fast.
+
+A library that is not installed skips its entries, but fails them in CI (CI set), where every
+entry must be checked. The exception is an image with an environment of its own (its pins
+conflict with the shared .venv): the shared run skips it, and tests/test_local_envs.py runs this
+suite again in .venvs/<image> with CONFORMANCE_IMAGE=<image>, which restricts it to that image's
+entries.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -42,6 +49,7 @@ from ann_bench.definitions import (
     load_algorithms,
 )
 from ann_bench.distance import distances_to
+from ann_bench.executors.local import shares_local_environment
 from ann_bench.runner import instantiate, validate_answers
 
 K = 10
@@ -50,7 +58,25 @@ KNN_EPSILON = 1e-3  # ann-benchmarks' tolerance on the k-th true distance
 RECALL_APPROXIMATE = 0.9
 BATCH_RECALL_TOLERANCE = 0.02
 
-ENTRIES = load_algorithms()
+
+def selected_image() -> str | None:
+    """The image this run is restricted to (CONFORMANCE_IMAGE), or None: every entry."""
+    return os.environ.get("CONFORMANCE_IMAGE") or None
+
+
+def selected_entries() -> dict:
+    entries, image = load_algorithms(), selected_image()
+    if image is None:
+        return entries
+    chosen = {name: entry for name, entry in entries.items() if entry.image == image}
+    if not chosen:
+        images = ", ".join(sorted({entry.image for entry in entries.values()}))
+        raise pytest.UsageError(f"CONFORMANCE_IMAGE={image}: no entry of algorithms.yaml uses that image "
+                                f"(images: {images})")
+    return chosen
+
+
+ENTRIES = selected_entries()
 # metric -> its local dataset: ("fixture", a conftest fixture giving the path), ("registry", a
 # locally built dataset of ann_bench.datasets, made in the data directory on first use), or
 # ("here", None): built in this file.
@@ -64,16 +90,30 @@ LOCAL_DATASETS = {
 
 
 def import_wrapper(entry) -> type:
-    """The entry's wrapper class; skips (not fails) when only its library is missing here."""
+    """The entry's wrapper class; when only its library is missing here, see missing_library."""
     try:
         module = importlib.import_module(entry.module)
     except ModuleNotFoundError as e:
         if e.name and not entry.module.startswith(e.name) and not e.name.startswith("ann_bench"):
-            pytest.skip(f"{entry.name}: library '{e.name}' is not installed in this environment")
+            missing_library(entry, e.name)
         raise
     cls = getattr(module, entry.constructor, None)
     assert cls is not None, f"{entry.name}: {entry.module} has no {entry.constructor}"
     return cls
+
+
+def missing_library(entry, library: str) -> None:
+    """Skip, or in CI fail: CI checks every entry. An image with an environment of its own is
+    skipped in the shared run even in CI, since its own run (tests/test_local_envs.py) checks it."""
+    message = f"{entry.name}: library '{library}' is not installed in this environment"
+    if selected_image() is None and not shares_local_environment(entry.image):
+        pytest.skip(f"{message}; image '{entry.image}' has an environment of its own, .venvs/{entry.image}, "
+                    f"where tests/test_local_envs.py runs this suite for it")
+    if os.environ.get("CI"):
+        fix = (f"pip install -r install/requirements/{entry.image}.txt" if shares_local_environment(entry.image)
+               else f"scripts/setup-env --image {entry.image}")
+        pytest.fail(f"{message}, but CI must check every entry of algorithms.yaml: {fix}")
+    pytest.skip(message)
 
 
 def _cases():
@@ -391,3 +431,46 @@ def test_expand_grid_is_what_the_best_point_relies_on():
     """The quick grid's last point is the product's last: last value of every list."""
     assert expand_grid({"a": [1, 2], "b": [3, 4]})[-1] == {"a": 2, "b": 4}
     assert expand_grid([[1, 2], [3, 4]])[-1] == [2, 4]
+
+
+# --- the suite's own rules ------------------------------------------------------------------
+
+@pytest.fixture
+def entry_missing_its_library(tmp_path, monkeypatch):
+    """An entry whose wrapper module imports a library that is not installed."""
+    (tmp_path / "needs_absent_library.py").write_text("import absent_library_for_the_test\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def entry(image: str):
+        return SimpleNamespace(name=f"absent-{image}", module="needs_absent_library", constructor="X", image=image)
+
+    return entry
+
+
+@pytest.mark.parametrize("ci, image, restricted_to, verdict", [
+    ("", "hnswlib", None, "skip"),
+    ("true", "hnswlib", None, "fail"),
+    ("true", "diskann", None, "skip"),  # its own environment's run checks it
+    ("", "diskann", "diskann", "skip"),
+    ("true", "diskann", "diskann", "fail"),  # the own environment's run lacks its library
+])
+def test_a_missing_library_skips_but_fails_in_ci(entry_missing_its_library, monkeypatch, ci, image,
+                                                   restricted_to, verdict):
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.delenv("CONFORMANCE_IMAGE", raising=False)
+    if restricted_to:
+        monkeypatch.setenv("CONFORMANCE_IMAGE", restricted_to)
+    outcomes = {"skip": pytest.skip.Exception, "fail": pytest.fail.Exception}
+    # Caught here, both kinds: an escaping skip would report this test skipped, not failed.
+    with pytest.raises(tuple(outcomes.values())) as raised:
+        import_wrapper(entry_missing_its_library(image))
+    assert isinstance(raised.value, outcomes[verdict]), f"{verdict} expected: {raised.value!r}"
+    assert "absent_library_for_the_test" in str(raised.value)
+
+
+def test_conformance_image_restricts_the_suite_to_that_images_entries(monkeypatch):
+    monkeypatch.setenv("CONFORMANCE_IMAGE", "diskann")
+    assert {entry.image for entry in selected_entries().values()} == {"diskann"}
+    monkeypatch.setenv("CONFORMANCE_IMAGE", "no-such-image")
+    with pytest.raises(pytest.UsageError, match="CONFORMANCE_IMAGE=no-such-image: no entry"):
+        selected_entries()

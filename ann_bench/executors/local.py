@@ -19,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..definitions import Definition
+from ..definitions import Definition, load_algorithms
 from ..images import requirements_file
 from .base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
 
@@ -35,6 +35,13 @@ def shares_local_environment(image: str) -> bool:
         return True
     included = re.findall(r"^\s*-r\s+(\S+)", LOCAL_REQUIREMENTS.read_text(), re.M)
     return f"install/requirements/{image}.txt" in included
+
+
+def own_environment_images(definitions_file: Path | None = None) -> list[str]:
+    """The images of the algorithms file that need an environment of their own (scripts/test
+    makes one for each, and runs the conformance suite in it)."""
+    entries = load_algorithms(definitions_file) if definitions_file else load_algorithms()
+    return sorted({entry.image for entry in entries.values() if not shares_local_environment(entry.image)})
 
 
 class LocalExecutor(Executor):
