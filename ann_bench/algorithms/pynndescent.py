@@ -14,9 +14,13 @@ PyNNDescent is compiled by numba. fit builds the graph and then prepare()s the i
 tree, search graph, search function), so all of the preparation counts as build time and none
 of it lands in the first query; the search function comes from numba's on-disk cache when it is
 there (the Docker image fills the cache when it is built, so build time is not numba compiling
-itself). The build runs on the threads this worker was given (n_jobs); queries run on one
-thread: parallel_batch_queries is a build-time choice that pynndescent says slows single
-queries, so a batch is one query() call over the whole matrix, searched serially.
+itself). The build runs on the threads this worker was given (n_jobs). A single query runs
+on one thread; a batch is one query() call over the whole matrix, searched in parallel on the
+worker's threads. pynndescent compiles that choice (parallel_batch_queries) into the search
+function prepare() makes, and says the parallel one slows single queries, so the index is
+re-prepared for the kind of call it gets. A worker answers only single queries or only
+batches, so that happens once at most, in the runner's warm-up pass (whose time is in no
+result), and compiles nothing: with more than one thread the constructor compiles both.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class PyNNDescent(BaseANN):
     supports_batch = True
     package = "pynndescent"
     label = "pynndescent"
+    parallel_batches = True  # a subclass whose parallel search does not work sets False
 
     def __init__(self, metric: str, n_neighbors: int, diversify_prob: float = 1.0,
                  pruning_degree_multiplier: float = 1.5, leaf_size: int | None = None):
@@ -52,6 +57,7 @@ class PyNNDescent(BaseANN):
         self.leaf_size = None if leaf_size is None else int(leaf_size)
         self.epsilon = 0.1
         self.threads = allowed_threads()
+        self._parallel_batches = self.parallel_batches and self.threads > 1
         self._index: pynndescent.NNDescent | None = None
         self._label = (f"{self.label}(n_neighbors={self.n_neighbors}, diversify_prob={self.diversify_prob}, "
                        f"pruning_degree_multiplier={self.pruning_degree_multiplier}, leaf_size={self.leaf_size}")
@@ -82,6 +88,9 @@ class PyNNDescent(BaseANN):
         index = self._new_index(X, min(self.n_neighbors, n_neighbors))
         index.query(X[:2], k=10, epsilon=0.1, return_distances=False)
         index.query(X[:1], k=10, epsilon=0.1, return_distances=False)
+        if self._parallel_batches:
+            self._use_search(index, parallel=True)
+            index.query(X[:2], k=10, epsilon=0.1, return_distances=False)
         del index
 
     def _compile_data(self):
@@ -100,19 +109,31 @@ class PyNNDescent(BaseANN):
     def _many_queries(self, Q):
         return Q
 
+    def _use_search(self, index: pynndescent.NNDescent, parallel: bool) -> None:
+        """Prepare `index` for batches searched in parallel or for serial single queries."""
+        if index.parallel_batch_queries != parallel:
+            index.parallel_batch_queries = parallel
+            del index._search_function  # prepare() makes a search function only where there is none
+            index.prepare()
+        numba.set_num_threads(self.threads if parallel else 1)
+
     def fit(self, X) -> None:
         self._index = self._new_index(self._points(X), self.n_neighbors)
-        numba.set_num_threads(1)  # queries are serial; say so rather than rely on it
+        self._use_search(self._index, parallel=False)
 
     def set_query_arguments(self, epsilon: float) -> None:
         self.epsilon = float(epsilon)
         self.name = f"{self._label}, epsilon={self.epsilon})"
 
     def query(self, q, k: int) -> np.ndarray:
+        if self._index.parallel_batch_queries:
+            self._use_search(self._index, parallel=False)
         ids = self._index.query(self._one_query(q), k=k, epsilon=self.epsilon, return_distances=False)
         return self._ids(ids[0])
 
     def batch_query(self, Q, k: int) -> None:
+        if self._index.parallel_batch_queries != self._parallel_batches:
+            self._use_search(self._index, parallel=self._parallel_batches)
         ids = self._index.query(self._many_queries(Q), k=k, epsilon=self.epsilon, return_distances=False)
         self._batch_results = [self._ids(row) for row in ids]
 

@@ -13,8 +13,9 @@ numba compiles pynndescent's sparse functions on first use, and some of them (th
 other compiled functions as arguments) cannot be cached on disk: the constructor builds,
 prepares and queries a small throwaway sparse index with the same settings, so that
 compiling (some 15 to 50 seconds) happens before the runner starts timing fit. fit runs on
-the threads this worker was given; queries on one thread (numba.set_num_threads(1) after the
-build; pynndescent searches a batch serially unless built with parallel_batch_queries).
+the threads this worker was given; queries, batches too, on one thread: the pinned
+pynndescent's parallel sparse search does not compile (numba rejects a heappush in it), so
+batches stay serial here.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class PyNNDescentJaccard(PyNNDescent):
     metrics = ("jaccard",)
     point_types = ("bit",)
     label = "pynndescent-jaccard"
+    parallel_batches = False  # pynndescent 0.7.0's parallel sparse search fails to compile
 
     def __init__(self, *args, **kwargs):
         self._width = 0
