@@ -12,16 +12,19 @@ already loaded (collection.modify only records it): set_query_arguments records 
 modify, then drops the client's cached system so the next client loads the index from its
 files with the new ef_search (untimed; the runner warms up before it times).
 
-fit() adds the rows in batches of the client's maximum batch size; add() puts them in the HNSW
-index as it returns (the newest rows, up to the index's batch_size, sit in a buffer that is
-searched exactly), so the index answers at full quality when fit returns, and the build time is
-the time of the adds. num_threads (the index's build threads) is the threads this worker was
+fit() adds the rows in equal batches of at most the client's maximum batch size; add() puts
+them in the HNSW index as it returns (the newest rows, up to the index's batch_size, sit in a
+buffer that is searched exactly), so the index answers at full quality when fit returns, and
+the build time is the time of the adds. num_threads (the index's build threads) is the threads this worker was
 given; a query runs on one thread.
 
 Index size: get_memory_usage() returns the size of the HNSW segment's files (header, graph,
 vectors, id map) in kB, 0 before they exist, so the runner's index_size is the engine's index
-on disk; get_additional repeats it as index_size_kb. Chroma writes them every sync_threshold
-(1,000) rows, so up to 999 of the last rows may not be counted.
+on disk; get_additional repeats it as index_size_kb. Chroma writes those files after an add()
+once sync_threshold rows (default 1,000) have come in since it last wrote them, and has no
+call to write them on demand: the collection's sync_threshold is the size of the smallest
+batch, so every add() writes them and all rows are on disk when fit returns (the writes are
+build time, as they would be with the default; queries write nothing).
 """
 
 from __future__ import annotations
@@ -74,15 +77,17 @@ class ChromaHNSW(BaseANN):
         self.directory = Path(tempfile.mkdtemp(prefix="ann-bench-chromadb-"))
         self.client = chromadb.PersistentClient(path=str(self.directory),
                                                 settings=Settings(anonymized_telemetry=False))
+        batches = -(-len(X) // self.client.get_max_batch_size())
+        bounds = np.linspace(0, len(X), batches + 1).astype(int)
         self.collection = self.client.create_collection(
             COLLECTION, embedding_function=None,
             configuration={"hnsw": {"space": SPACES[self.metric], "max_neighbors": self.M,
                                     "ef_construction": self.ef_construction, "ef_search": self.ef_search,
-                                    "num_threads": self.threads}},
+                                    "num_threads": self.threads,
+                                    # every add() writes the index files (see the module doc)
+                                    "sync_threshold": int(np.diff(bounds).min())}},
         )
-        step = self.client.get_max_batch_size()
-        for lo in range(0, len(X), step):
-            hi = min(lo + step, len(X))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
             self.collection.add(ids=[str(i) for i in range(lo, hi)], embeddings=X[lo:hi])
         count = self.collection.count()
         if count != len(X):
