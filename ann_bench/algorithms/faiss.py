@@ -2,17 +2,17 @@
 binary indexes for hamming.
 
 - FaissIVF: build argument n_list (cells), query argument n_probe (cells visited per query).
-  k-means wants about 39 training points per cell; n_list is clamped to len(X) // 39 with a
-  printed note, so a small dataset runs instead of crashing faiss.
+  The index has the n_list cells asked for (faiss's k-means only warns below 39 training
+  points per cell); fewer training points than cells is a ValueError, as faiss cannot train.
 - FaissHNSW: build arguments M and efConstruction, query argument efSearch.
 - FaissIVFPQ: IndexIVFPQ (build arguments n_list, M sub-quantizers of nbits bits each) inside
   an IndexRefineFlat that re-ranks k * k_factor candidates by exact distance (query arguments
   n_probe and k_factor). FaissIVFPQFastScan: the same with IndexIVFPQFastScan (4-bit codes
   scanned with SIMD lookups; build argument by_residual: encode the residual to the cell's
   centroid, or the vector itself). Product quantization cuts the vector into M equal pieces:
-  when M does not divide the dimension, the data and queries get zero columns up to the next
-  multiple of M (which changes no L2 distance and no inner product), and M above the
-  dimension is clamped to it; both with a printed note.
+  when M does not divide the dimension (or exceeds it), the data and queries get zero columns
+  up to the next multiple of M (which changes no L2 distance and no inner product), with a
+  printed note, so the index has the M codes its label says.
 - FaissBinaryFlat (exact), FaissBinaryIVF (n_list / n_probe) and FaissBinaryHNSW
   (M, efConstruction / efSearch): hamming on bit vectors, packed 8 bits to a byte for faiss
   (np.packbits; the last byte is padded with zero bits, which changes no hamming distance).
@@ -39,7 +39,6 @@ METRIC_TYPES = {
     "angular": faiss.METRIC_INNER_PRODUCT,
     "dot": faiss.METRIC_INNER_PRODUCT,
 }
-MIN_POINTS_PER_CELL = 39  # below this faiss's k-means warns; below 1 it fails
 
 
 def _prepare(X: np.ndarray, metric: str) -> np.ndarray:
@@ -60,13 +59,15 @@ def _set_threads(n: int) -> None:
         faiss.omp_set_num_threads(n)
 
 
-def _clamp_n_list(label: str, n_list: int, n_points: int) -> int:
-    """n_list, or fewer cells when k-means would get under MIN_POINTS_PER_CELL each (a note)."""
-    clamped = max(1, min(n_list, n_points // MIN_POINTS_PER_CELL))
-    if clamped != n_list:
-        print(f"{label}: n_list={n_list} is too many cells for {n_points} points "
-              f"(k-means wants {MIN_POINTS_PER_CELL} per cell); using n_list={clamped}", flush=True)
-    return clamped
+def _check_n_list(label: str, n_list: int, n_points: int) -> None:
+    """k-means cannot make more cells than it has points; say so on one line, not faiss's three.
+
+    Fewer cells than asked would build the same index under several n_list labels, so there is
+    no clamping: the index has n_list cells or is not built.
+    """
+    if n_points < n_list:
+        raise ValueError(f"{label}: n_list={n_list} needs at least {n_list} training points, the dataset "
+                         f"has {n_points}; use n_list <= {n_points}")
 
 
 class _IVFSearch:
@@ -144,13 +145,13 @@ class FaissIVF(_IVFSearch, _Faiss):
         self.name = f"faiss-ivf(n_list={self.n_list})"
 
     def _build(self, X: np.ndarray) -> None:
-        n_list = self.n_list = _clamp_n_list(self.label, self.n_list, len(X))
+        _check_n_list(self.label, self.n_list, len(X))
         metric_type = METRIC_TYPES[self.metric]
         if metric_type == faiss.METRIC_L2:
             self._quantizer = faiss.IndexFlatL2(X.shape[1])
         else:
             self._quantizer = faiss.IndexFlatIP(X.shape[1])
-        index = faiss.IndexIVFFlat(self._quantizer, X.shape[1], n_list, metric_type)
+        index = faiss.IndexIVFFlat(self._quantizer, X.shape[1], self.n_list, metric_type)
         index.train(X)
         index.add(X)
         self.index = index
@@ -210,11 +211,7 @@ class _FaissIVFPQRefine(_Faiss):
 
     def _build(self, X: np.ndarray) -> None:
         d = X.shape[1]
-        self.n_list = _clamp_n_list(self.label, self.n_list, len(X))
-        if self.M > d:
-            print(f"{self.label}: M={self.M} sub-quantizers for {d} dimensions; using M={d} "
-                  f"(one dimension each)", flush=True)
-            self.M = d
+        _check_n_list(self.label, self.n_list, len(X))
         self._pad = -d % self.M
         if self._pad:
             print(f"{self.label}: M={self.M} does not divide the dimension {d}; padding the data "
@@ -361,7 +358,7 @@ class FaissBinaryIVF(_IVFSearch, _FaissBinary):
         self.name = f"faiss-binary-ivf(n_list={self.n_list})"
 
     def _build(self, codes: np.ndarray, bits: int) -> None:
-        self.n_list = _clamp_n_list(self.label, self.n_list, len(codes))
+        _check_n_list(self.label, self.n_list, len(codes))
         self._quantizer = faiss.IndexBinaryFlat(bits)
         index = faiss.IndexBinaryIVF(self._quantizer, bits, self.n_list)
         index.train(codes)

@@ -6,10 +6,12 @@
   LanceDB wants num_sub_vectors to divide the dimension: the largest divisor of the dimension
   not above the value asked for is used, with a printed note (glove-100's 16 becomes 10).
 - LanceHNSWSQ: IVF_HNSW_SQ, build arguments num_partitions, m and ef_construction (an HNSW
-  graph over 8-bit scalar-quantized vectors in each partition); query argument ef. Every
-  partition is searched (nprobes = num_partitions), so ef is the one knob of the search (at
-  least k); refine_factor 1 re-ranks the k answers by their full vectors, so they come nearest
-  first.
+  graph over 8-bit scalar-quantized vectors in each partition); query arguments ef and
+  refine_factor. Every partition is searched (nprobes = num_partitions). The graph search
+  proposes k * refine_factor candidates by their SQ distance, re-ranked by the full vectors
+  (refine_factor 1 only re-ranks the k answers, so they come nearest first; its recall stops
+  short of 1, as SQ distances swap near neighbours at the k-th place); LanceDB wants ef at
+  least k * refine_factor, and a smaller ef is raised to that.
 Metrics: euclidean l2, angular cosine, dot dot (the vectors go in as given).
 
 fit(): create the table from one Arrow table, create_index (synchronous for a local table),
@@ -162,7 +164,7 @@ class LanceHNSWSQ(_Lance):
         self.num_partitions = int(num_partitions)
         self.m = int(m)
         self.ef_construction = int(ef_construction)
-        self.ef = 40
+        self.ef, self.refine_factor = 40, 1
         self.name = (f"lancedb-hnswsq(num_partitions={self.num_partitions}, m={self.m}, "
                      f"ef_construction={self.ef_construction})")
 
@@ -170,12 +172,11 @@ class LanceHNSWSQ(_Lance):
         return HnswSq(distance_type=self.distance_type, num_partitions=self.num_partitions, m=self.m,
                       ef_construction=self.ef_construction)
 
-    def set_query_arguments(self, ef: int) -> None:
-        self.ef = int(ef)
+    def set_query_arguments(self, ef: int, refine_factor: int) -> None:
+        self.ef, self.refine_factor = int(ef), int(refine_factor)
         self.name = (f"lancedb-hnswsq(num_partitions={self.num_partitions}, m={self.m}, "
-                     f"ef_construction={self.ef_construction}, ef={self.ef})")
+                     f"ef_construction={self.ef_construction}, ef={self.ef}, refine_factor={self.refine_factor})")
 
     def _tune(self, query, k: int):
-        # refine_factor 1: the k answers are re-ranked by their full-precision distances, so
-        # they come nearest first (scalar-quantized distances can swap near neighbours).
-        return query.nprobes(self.num_partitions).ef(max(self.ef, k)).refine_factor(1)
+        return (query.nprobes(self.num_partitions).ef(max(self.ef, k * self.refine_factor))
+                .refine_factor(self.refine_factor))
