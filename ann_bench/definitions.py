@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ DEFAULT_FILE = Path(__file__).resolve().parent.parent / "algorithms.yaml"
 METRICS = ("euclidean", "angular", "dot", "hamming", "jaccard")
 POINT_TYPES = ("float", "bit")
 IMAGE_PREFIX = "ann-bench-"
+PLACEHOLDERS = ("@metric", "@count", "@dimension")
+# A name becomes a directory under results/; "<name>-batch" is the batch-mode directory.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # key -> (required, accepted types, description used in error messages)
 _ENTRY_KEYS: dict[str, tuple[bool, tuple[type, ...], str]] = {
@@ -177,6 +181,21 @@ def _check_group(where: str, group: Any) -> None:
                 f"{where}: key '{key}': a positional grid is a list of lists, one list of values "
                 f"per argument, e.g. [[10, 20]]"
             )
+        values = value.items() if isinstance(value, dict) else enumerate(value or [])
+        for argument, argument_values in values:
+            if argument_values == []:
+                raise ConfigError(f"{where}: key '{key}': argument {argument!r} has no values, so the grid "
+                                  f"would be empty; give at least one")
+        _check_placeholders(f"{where}: key '{key}'", value)
+
+
+def _check_placeholders(where: str, value: Any) -> None:
+    """A string starting with "@" must be one we substitute, or it reaches a constructor as is."""
+    if isinstance(value, str) and value.startswith("@") and value not in PLACEHOLDERS:
+        raise ConfigError(f"{where}: unknown placeholder '{value}' (known: {', '.join(PLACEHOLDERS)})")
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        _check_placeholders(where, item)
 
 
 def _parse_entry(path: Path, name: str, raw: Any) -> AlgorithmEntry:
@@ -195,6 +214,8 @@ def _parse_entry(path: Path, name: str, raw: Any) -> AlgorithmEntry:
             continue
         if not isinstance(raw[key], types):
             raise ConfigError(f"{where}: key '{key}': must be {what}, not {type(raw[key]).__name__}")
+    if not raw["metrics"]:
+        raise ConfigError(f"{where}: key 'metrics': empty; list the metrics it supports ({', '.join(METRICS)})")
     for metric in raw["metrics"]:
         if metric not in METRICS:
             raise ConfigError(f"{where}: key 'metrics': unknown metric '{metric}' (known: {', '.join(METRICS)})")
@@ -204,6 +225,7 @@ def _parse_entry(path: Path, name: str, raw: Any) -> AlgorithmEntry:
             raise ConfigError(
                 f"{where}: key 'point_types': unknown point type '{point_type}' (known: {', '.join(POINT_TYPES)})"
             )
+    _check_placeholders(f"{where}: key 'base_args'", raw.get("base_args", []))
     if not raw["run_groups"]:
         raise ConfigError(f"{where}: key 'run_groups': empty; give at least one group")
     for group_name, group in raw["run_groups"].items():
@@ -247,6 +269,9 @@ def load_algorithms(path: Path | str = DEFAULT_FILE) -> dict[str, AlgorithmEntry
         if not isinstance(name, str):
             # YAML reads unquoted on/off/yes/no as booleans, numbers as numbers.
             raise ConfigError(f"{path}: algorithm name {name!r} must be a string; quote it")
+        if not _NAME.fullmatch(name) or name.endswith("-batch"):
+            raise ConfigError(f"{path}: algorithm '{name}': a name may hold only letters, digits, '.', '_' and "
+                              f"'-', must start with a letter or digit and must not end with '-batch'; rename it")
     return {name: _parse_entry(path, name, raw) for name, raw in data["algorithms"].items()}
 
 

@@ -288,15 +288,65 @@ def test_unknown_algorithm_name_lists_close_names(tmp_path):
     assert "'hnswlb'" in message and "hnswlib" in message
 
 
+# --- the quick-grid rule -------------------------------------------------------------------
+
+def grid_points(entry, metric: str, quick: bool) -> int:
+    """Points of a grid: every build-argument set times its query-argument sets."""
+    return sum(len(d.query_args) for d in definitions.definitions_for_entry(entry, metric, 10, 20, quick=quick))
+
+
+def quick_grid_problem(entry) -> str | None:
+    """Why an entry's quick grid breaks the rule (2-3 points; 1 only when its full grid has
+    no knobs, i.e. one point, like exact brute force), or None."""
+    if not entry.quick:
+        return "no quick grid (run.py --quick and the conformance suite use it)"
+    for metric in entry.metrics:
+        points = grid_points(entry, metric, quick=True)
+        if points in (2, 3) or (points == 1 and grid_points(entry, metric, quick=False) == 1):
+            continue
+        return f"quick grid points: {points} on {metric}; give it 2-3 (1 only without build or query knobs)"
+    return None
+
+
+QUICK_RULE_CASES = {
+    "four points": ("args: [[1, 2]]", "query_args: [[10, 20]]", "points: 4"),
+    "one point with knobs": ("args: [[1]]", "query_args: [[10]]", "points: 1"),
+    "two builds": ("args: [[1, 2]]", "query_args: []", None),
+    "three queries": ("args: [[1]]", "query_args: {ef: [10, 20, 30]}", None),
+}
+
+
+@pytest.mark.parametrize("case", list(QUICK_RULE_CASES))
+def test_the_quick_grid_rule_counts_builds_times_queries(tmp_path, case):
+    args, query_args, problem = QUICK_RULE_CASES[case]
+    path = entries_file(tmp_path, "algo")
+    path.write_text(path.read_text() + f"    quick:\n      {args}\n      {query_args}\n")
+    found = quick_grid_problem(load_algorithms(path)["algo"])
+    assert (found is None) if problem is None else (problem in (found or "")), found
+
+
+def test_the_quick_grid_rule_allows_one_point_only_without_knobs(tmp_path):
+    path = write(tmp_path, """\
+        algorithms:
+          exact:
+            module: m
+            constructor: C
+            metrics: [euclidean]
+            run_groups: {g: {args: [], query_args: []}}
+            quick: {args: [], query_args: []}
+        """)
+    assert quick_grid_problem(load_algorithms(path)["exact"]) is None
+    path = entries_file(tmp_path, "algo")
+    assert "no quick grid" in quick_grid_problem(load_algorithms(path)["algo"])
+
+
 # --- the real file --------------------------------------------------------------------------
 
-def test_the_shipped_algorithms_yaml_is_valid_and_every_entry_has_a_quick_grid():
+def test_the_shipped_algorithms_yaml_is_valid_and_every_quick_grid_has_two_or_three_points():
     entries = load_algorithms()
     assert {"bruteforce", "annoy", "hnswlib", "faiss-ivf", "faiss-hnsw"} <= set(entries)
-    for name, entry in entries.items():
-        assert entry.quick, f"{name}: no quick grid (run.py --quick and the conformance suite use it)"
-        for metric in entry.metrics:
-            assert definitions.definitions_for_entry(entry, metric, 10, 20, quick=True)
+    problems = [f"{name}: {problem}" for name, entry in entries.items() if (problem := quick_grid_problem(entry))]
+    assert not problems, "; ".join(problems)
 
 
 def test_the_shipped_hnsw_grids_match_ann_benchmarks():
@@ -306,3 +356,39 @@ def test_the_shipped_hnsw_grids_match_ann_benchmarks():
     assert hnswlib["args"] == {"M": [4, 8, 12, 16, 24, 36, 48, 64, 96], "efConstruction": 500}
     assert hnswlib["query_args"] == {"ef": ef}
     assert entries["faiss-hnsw"].run_groups["M-4-64"]["query_args"] == {"efSearch": ef}
+
+
+@pytest.mark.parametrize("grid, argument", [
+    ("args: {M: []}", "'M'"),
+    ("query_args: {ef: [10, 20], k: []}", "'k'"),
+    ("args: [[1, 2], []]", "1"),
+])
+def test_an_argument_without_values_is_an_error_not_an_empty_grid(tmp_path, grid, argument):
+    path = write(tmp_path, f"""\
+        algorithms:
+          algo:
+            module: m
+            constructor: C
+            metrics: [euclidean]
+            run_groups:
+              g: {{{grid}}}
+        """)
+    assert_config_error(path, "'algo'", "'g'", f"argument {argument} has no values")
+
+
+def test_empty_metrics_and_unknown_placeholders_are_errors(tmp_path):
+    path = entries_file(tmp_path, "algo")
+    path.write_text(path.read_text().replace("[euclidean, angular]", "[]"))
+    assert_config_error(path, "'algo'", "'metrics'", "empty")
+    path = entries_file(tmp_path, "algo")
+    path.write_text(path.read_text().replace("query_args: [[10]]", "query_args: [['@k']]"))
+    assert_config_error(path, "'algo'", "'query_args'", "unknown placeholder '@k'")
+    path = entries_file(tmp_path, "algo")
+    path.write_text(path.read_text() + "    base_args: ['@metrc']\n")
+    assert_config_error(path, "'algo'", "'base_args'", "'@metrc'")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "hnswlib-batch", "-dash", "with space"])
+def test_a_name_must_be_safe_as_a_results_directory(tmp_path, name):
+    path = entries_file(tmp_path, f"'{name}'")
+    assert_config_error(path, f"'{name}'", "rename it")
