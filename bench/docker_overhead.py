@@ -12,6 +12,9 @@ Prints:
 3. QPS ratio: hnswlib M=16 efConstruction=200 ef=40 on random-xs-20-angular, QPS in Docker
    divided by QPS with --local, alternating local/docker --rounds times on the same core
    (target 0.95 to 1.05). QPS is the runner's own: queries / best pass, library call only.
+   The image runs Debian's Python; the local side runs --local-python (default: this one).
+   A Python-heavy query loop is faster or slower with the interpreter's build (PGO, LTO), so
+   give Debian's interpreter to measure Docker's own cost.
 
 Needs the images bruteforce and hnswlib (scripts/build-test-images). Figures, not pass/fail:
 another process on the same core moves them, so run it on a quiet machine.
@@ -102,10 +105,11 @@ def startup_overhead(dataset: Path, cpus: list[int], rounds: int, work: Path) ->
     return {name: statistics.median(values) for name, values in walls.items()}
 
 
-def qps_ratio(dataset: Path, cpus: list[int], rounds: int, work: Path) -> tuple[list[float], list[float]]:
+def qps_ratio(dataset: Path, cpus: list[int], rounds: int, work: Path,
+              local_python: str) -> tuple[list[float], list[float]]:
     hnsw = definition("hnswlib", {"M": 16, "efConstruction": 200}, [{"ef": 40}])
     qps = {"local": [], "docker": []}
-    executors = {"local": LocalExecutor(), "docker": DockerExecutor()}
+    executors = {"local": LocalExecutor(python=local_python), "docker": DockerExecutor()}
     for i in range(rounds):
         order = list(executors.items()) if i % 2 == 0 else list(executors.items())[::-1]
         for name, executor in order:
@@ -116,6 +120,11 @@ def qps_ratio(dataset: Path, cpus: list[int], rounds: int, work: Path) -> tuple[
     return qps["local"], qps["docker"]
 
 
+def interpreter_version(python: str) -> str:
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="alternations of local and docker")
@@ -124,6 +133,10 @@ def main() -> None:
                         help="also time the OS image and the base built from nothing (about a minute or two)")
     parser.add_argument("--skip-builds", action="store_true", help="no build timings")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
+    parser.add_argument("--local-python", default=sys.executable,
+                        help="the interpreter of the local side of the QPS ratio (with numpy, h5py and "
+                             "hnswlib): one built like the image's (Debian's /usr/bin/python3) separates "
+                             "what Docker costs from what a differently built interpreter costs")
     args = parser.parse_args()
     cpus = [args.cpu]
 
@@ -139,10 +152,11 @@ def main() -> None:
         print(f"start-up per definition (trivial bruteforce job, median of {args.rounds}, core {args.cpu})")
         print(f"  local process {walls['local']:.3f} s, container {walls['docker']:.3f} s, "
               f"overhead {walls['docker'] - walls['local']:+.3f} s")
-        local, docker = qps_ratio(dataset, cpus, args.rounds, work)
+        local, docker = qps_ratio(dataset, cpus, args.rounds, work, args.local_python)
     ratio = statistics.median(docker) / statistics.median(local)
     print(f"QPS, hnswlib M=16 efConstruction=200 ef=40 on {DATASET}, best of 3 passes, {args.rounds} rounds")
-    print(f"  local  {' '.join(f'{q:8.0f}' for q in local)}  median {statistics.median(local):8.0f}")
+    print(f"  local  {' '.join(f'{q:8.0f}' for q in local)}  median {statistics.median(local):8.0f}"
+          f"  ({args.local_python}, Python {interpreter_version(args.local_python)})")
     print(f"  docker {' '.join(f'{q:8.0f}' for q in docker)}  median {statistics.median(docker):8.0f}")
     print(f"  docker / local = {ratio:.3f}  (target 0.95 to 1.05)")
 
