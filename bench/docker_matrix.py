@@ -3,10 +3,11 @@
 
 For each algorithm in algorithms.yaml (disabled ones too): the build time of its image (as
 install.py reports it: from the layer cache where nothing changed; --no-cache for a cold
-build), and on random-xs-20-angular and random-xs-20-euclidean the best k-nn recall of its
-quick grid and the QPS at that recall. Exits non-zero if an image or a run failed.
+build), and on each dataset (default random-xs-20-angular and random-xs-20-euclidean; the
+local random-hamming-bits and random-jaccard check the bit and set entries) the best k-nn
+recall of its quick grid and the QPS at that recall. Exits non-zero if an image or a run failed.
 
-Usage: python bench/docker_matrix.py [--no-cache] [--proc 2] [--results DIR]
+Usage: python bench/docker_matrix.py [--no-cache] [--proc 2] [--results DIR] [--dataset NAME ...]
 """
 
 import argparse
@@ -18,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ann_bench import images  # noqa: E402
+from ann_bench import datasets, images  # noqa: E402
 from ann_bench.definitions import load_algorithms  # noqa: E402
 from ann_bench.export import export_rows  # noqa: E402
 
@@ -41,7 +42,10 @@ def main() -> int:
     parser.add_argument("--proc", type=int, default=2, help="images built in parallel")
     parser.add_argument("--results", type=Path, help="results directory (default: a temporary one)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    parser.add_argument("--dataset", action="append", metavar="NAME",
+                        help=f"a dataset to run on (repeatable; default: {', '.join(DATASETS)})")
     args = parser.parse_args()
+    names_of_datasets = args.dataset or list(DATASETS)
     entries = load_algorithms()
     names = list(entries)
     built = images.build_images({e.image for e in entries.values()}, proc=args.proc, nocache=args.no_cache,
@@ -49,21 +53,27 @@ def main() -> int:
     seconds = {images.bare_name(r.image): r for r in built}
     results = args.results or Path(tempfile.mkdtemp(prefix="docker-matrix-"))
     failed_runs = []
-    for dataset in DATASETS:
+    for dataset in names_of_datasets:
         command = [sys.executable, str(ROOT / "run.py"), "--dataset", dataset, "--quick", "--runs", "1",
                    "--results", str(results), "--data-dir", str(args.data_dir), "--no-progress"]
-        command += [a for name in names for a in ("--algorithm", name)]
+        spec = datasets.DATASETS[dataset]
+        chosen = [name for name in names if entries[name].supports(spec.distance, spec.point_type)]
+        if not chosen:
+            continue  # with no --algorithm, run.py would run every enabled entry
+        command += [a for name in chosen for a in ("--algorithm", name)]
         if subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL).returncode != 0:
             failed_runs.append(dataset)
-    points = {dataset: best_points(results, dataset, args.data_dir) for dataset in DATASETS}
+    points = {dataset: best_points(results, dataset, args.data_dir) for dataset in names_of_datasets}
     print(f"{'algorithm':<20} {'image':<12} {'build':>9}  " +
-          "  ".join(f"{d.removeprefix('random-xs-20-') + ' recall / QPS':>26}" for d in DATASETS))
+          "  ".join(f"{d.removeprefix('random-').removeprefix('xs-20-') + ' recall / QPS':>26}"
+                    for d in names_of_datasets))
     for name, entry in entries.items():
         build = seconds.get(entry.image)
         build_text = f"{build.seconds:.1f} s" if build and build.ok else "FAILED"
         cells = []
-        for dataset in DATASETS:
-            if not entry.supports(dataset.rsplit("-", 1)[1]):
+        for dataset in names_of_datasets:
+            spec = datasets.DATASETS[dataset]
+            if not entry.supports(spec.distance, spec.point_type):
                 cells.append(f"{'-':>26}")
             elif name in points[dataset]:
                 recall, qps = points[dataset][name]
