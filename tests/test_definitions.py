@@ -177,17 +177,21 @@ def test_missing_key_names_file_entry_and_key(tmp_path, missing):
     assert_config_error(path, "'algo'", f"'{missing}'", "missing")
 
 
-def test_positional_grid_that_is_not_a_list_of_lists_is_rejected(tmp_path):
-    path = write(tmp_path, """\
+def one_group_file(tmp_path, group: str):
+    """An entry 'algo' whose one run group 'g' is `group`, a YAML flow mapping."""
+    return write(tmp_path, f"""\
         algorithms:
           algo:
             module: m
             constructor: C
             metrics: [euclidean]
             run_groups:
-              g:
-                args: [100, 200]
+              g: {group}
         """)
+
+
+def test_positional_grid_that_is_not_a_list_of_lists_is_rejected(tmp_path):
+    path = one_group_file(tmp_path, "{args: [100, 200]}")
     assert_config_error(path, "'algo'", "'g'", "'args'")
 
 
@@ -364,15 +368,7 @@ def test_the_shipped_hnsw_grids_match_ann_benchmarks():
     ("args: [[1, 2], []]", "1"),
 ])
 def test_an_argument_without_values_is_an_error_not_an_empty_grid(tmp_path, grid, argument):
-    path = write(tmp_path, f"""\
-        algorithms:
-          algo:
-            module: m
-            constructor: C
-            metrics: [euclidean]
-            run_groups:
-              g: {{{grid}}}
-        """)
+    path = one_group_file(tmp_path, f"{{{grid}}}")
     assert_config_error(path, "'algo'", "'g'", f"argument {argument} has no values")
 
 
