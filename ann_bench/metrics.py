@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UnknownNameError, UserError
 from .results import RunResult, STATUS_OK, iter_result_paths, read_result
 
 # Bump whenever any metric's definition changes: every cached value is then recomputed.
@@ -265,8 +265,10 @@ class MetricsCache:
     """Metrics of result files, kept in <results_dir>/.cache/metrics-<dataset>-<k>.json.
 
     An entry is keyed by the result file's path relative to results_dir and is valid while
-    the file's size, mtime_ns and inode are unchanged and METRICS_VERSION is the same. A
-    failed result is remembered too (as its status), so listing it again opens nothing.
+    the file's size, mtime_ns and inode are unchanged and METRICS_VERSION is the same. The
+    whole cache is valid only for the ground truth it was computed against (the dataset
+    file's stamp): a dataset made or fetched again invalidates it. A failed result is
+    remembered too (as its status), so listing it again opens nothing.
     """
 
     def __init__(self, results_dir: Path | str):
@@ -277,20 +279,21 @@ class MetricsCache:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset)
         return self.directory / f"metrics-{safe}-{count}.json"
 
-    def load(self, dataset: str, count: int) -> dict[str, dict]:
+    def load(self, dataset: str, count: int) -> tuple[dict | None, dict[str, dict]]:
+        """The stamp of the truth the entries were computed against, and the entries."""
         try:
             with open(self.path(dataset, count)) as f:
                 data = json.load(f)
         except (OSError, ValueError):
-            return {}
+            return None, {}
         if not isinstance(data, dict) or data.get("version") != METRICS_VERSION:
-            return {}
+            return None, {}
         entries = data.get("entries")
-        return entries if isinstance(entries, dict) else {}
+        return data.get("truth"), entries if isinstance(entries, dict) else {}
 
-    def save(self, dataset: str, count: int, entries: dict[str, dict]) -> None:
+    def save(self, dataset: str, count: int, entries: dict[str, dict], truth: dict | None = None) -> None:
         """Write atomically; a cache that cannot be written is not an error."""
-        text = json.dumps({"version": METRICS_VERSION, "entries": entries}, sort_keys=True)
+        text = json.dumps({"version": METRICS_VERSION, "truth": truth, "entries": entries}, sort_keys=True)
         try:
             write_atomically(self.path(dataset, count), text)
         except OSError:
@@ -304,6 +307,17 @@ class MetricsCache:
         if entry is None or entry.get("stamp") != _stamp(path):
             return None
         return entry
+
+
+def _dataset_stamp(dataset_name: str, data_dir: Path | str) -> dict | None:
+    """The dataset file's stamp, or None where there is no file (yet)."""
+    from . import datasets
+
+    try:
+        path = datasets.dataset_path(dataset_name, data_dir)
+    except UnknownNameError:
+        return None
+    return _stamp(path) if path.exists() else None
 
 
 def _dataset_distances(dataset_name: str, data_dir: Path | str) -> np.ndarray:
@@ -324,7 +338,9 @@ def metrics_for_results(results_dir: Path | str, dataset_name: str, count: int,
     """
     results_dir = Path(results_dir)
     cache = MetricsCache(results_dir)
-    entries = cache.load(dataset_name, count)
+    truth_stamp, entries = cache.load(dataset_name, count)
+    if true_distances is None and truth_stamp != _dataset_stamp(dataset_name, data_dir):
+        entries = {}  # computed against another dataset file than the one there now
     fresh: dict[str, dict] = {}
     truth: np.ndarray | None = None
     rows = []
@@ -357,5 +373,7 @@ def metrics_for_results(results_dir: Path | str, dataset_name: str, count: int,
         if key not in fresh and (results_dir / key).exists():
             fresh[key] = entry
     if fresh != entries:
-        cache.save(dataset_name, count, fresh)
+        if true_distances is None:  # (given truths stand in for the file and keep its stamp)
+            truth_stamp = _dataset_stamp(dataset_name, data_dir)  # as it is now: loading may have made it
+        cache.save(dataset_name, count, fresh, truth_stamp)
     return rows

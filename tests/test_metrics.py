@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ann_bench import metrics
+from ann_bench.datasets import write_dataset
 from ann_bench.metrics import METRICS, MetricsCache, compute_metrics, metrics_for_results
 from ann_bench.results import STATUS_FAILED, RunResult, result_path, write_result
 
@@ -243,3 +244,25 @@ def test_no_results_needs_no_dataset(tmp_path):
     counter = Counter()
     assert metrics_for_results(tmp_path, "toy", 2, true_distances=counter) == []
     assert counter.calls == 0
+
+
+def test_a_dataset_made_again_invalidates_the_cache(results_dir, tmp_path):
+    """Metrics depend on the ground truth: new dataset file, new metrics."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    train, test = np.zeros((3, 2), np.float32), np.zeros((2, 2), np.float32)
+    neighbors = np.array([[0, 1, 2], [0, 1, 2]])
+
+    def make(distances):
+        write_dataset(data_dir / "toy.hdf5", train, test, "euclidean", neighbors=neighbors,
+                      distances=distances, progress=False)
+
+    def recalls():
+        rows = metrics_for_results(results_dir, "toy", 2, data_dir=data_dir)
+        return sorted(r["k-nn"] for r in rows)
+
+    make(TRUTH)
+    assert recalls() == [0.75, 1.0, 1.0]
+    make(TRUTH / 10)  # nothing returned is within the new, tighter truth
+    os.utime(data_dir / "toy.hdf5", ns=(1, 1))  # a stamp unlike the first file's, however fast this runs
+    assert recalls() == [0.0, 0.0, 0.0]
