@@ -298,7 +298,7 @@ def expand_grid(grid: Any) -> list:
 
 def definitions_for_entry(entry: AlgorithmEntry, metric: str, count: int, dimension: int,
                           quick: bool = False) -> list[Definition]:
-    subs = {"@metric": metric, "@count": count, "@dimension": dimension}
+    subs = dict(zip(PLACEHOLDERS, (metric, count, dimension)))
     groups = {"quick": entry.quick} if quick and entry.quick else entry.run_groups
     definitions = []
     for group_name, group in groups.items():

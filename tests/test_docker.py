@@ -28,8 +28,7 @@ from ann_bench.definitions import Definition, get_definitions, load_algorithms
 from ann_bench.environment import harness_digest
 from ann_bench.executors import DockerExecutor, LocalExecutor
 from ann_bench.results import iter_result_paths, read_result
-from ann_bench.sweep import Settings, make_plan, run_plan
-from ann_bench.sweep import make_job  # noqa: F401  (the job format the executors receive)
+from ann_bench.sweep import Settings, make_job, make_plan, run_plan  # noqa: F401  (make_job: the job format the executors receive)
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = ROOT / "tests" / "fault-algorithms.yaml"

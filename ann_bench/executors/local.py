@@ -37,11 +37,10 @@ def shares_local_environment(image: str) -> bool:
     return f"install/requirements/{image}.txt" in included
 
 
-def own_environment_images(definitions_file: Path | None = None) -> list[str]:
-    """The images of the algorithms file that need an environment of their own (scripts/test
+def own_environment_images() -> list[str]:
+    """The images of algorithms.yaml that need an environment of their own (scripts/test
     makes one for each, and runs the conformance suite in it)."""
-    entries = load_algorithms(definitions_file) if definitions_file else load_algorithms()
-    return sorted({entry.image for entry in entries.values() if not shares_local_environment(entry.image)})
+    return sorted({entry.image for entry in load_algorithms().values() if not shares_local_environment(entry.image)})
 
 
 class LocalExecutor(Executor):
