@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Build the Docker images: `python install.py [--algorithm NAME] [--proc N] [--build-arg K=V]`.
 
-The work is in ann_bench/images.py; see `python install.py --help`.
+The work is in ann_bench/run/executors/docker/images.py; see `python install.py --help`.
 """
 
 import sys
 
-from ann_bench.images import main
+from ann_bench.run.executors.docker.images import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,12 +3,12 @@
 
     python plot.py --dataset glove-100-angular [--count 10] [-x k-nn] [-y qps] [--batch] [--raw]
 
-See `python plot.py --help` and ann_bench/plotting.py.
+See `python plot.py --help` and ann_bench/report/plotting.py.
 """
 
 import sys
 
-from ann_bench.plotting import main
+from ann_bench.report.plotting import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import h5py
 
-from . import datasets, environment
-from .definitions import DEFAULT_FILE, get_definitions, load_algorithms
-from .errors import DatasetError, UserError
-from .executors import Executor, LocalExecutor
-from .sweep import Settings, dry_run_table, make_plan, run_plan, summary
+from . import datasets
+from . import log as logsetup
+from .errors import DatasetError, UserError, report
+from .report.common import positive_int
+from .run import environment
+from .run.definitions import DEFAULT_FILE, get_definitions, load_algorithms
+from .run.estimate import dry_run_table
+from .run.executors import Executor, LocalExecutor
+from .run.jobs import Settings
+from .run.plan import make_plan
+from .run.summary import summary
+from .run.sweep import run_plan
 
 
 def parse_memory(text: str) -> int:
@@ -26,13 +33,6 @@ def parse_memory(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a memory size; write e.g. 4g, 512m or a number of bytes")
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=Path("data"), help="where datasets are kept")
     p.add_argument("--results", type=Path, default=Path("results"), help="where results are written")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    logsetup.add_arguments(p)
     return p
 
 
@@ -103,7 +104,7 @@ def dataset_attributes(path: Path) -> tuple[str, str, int]:
 def make_executor(args: argparse.Namespace) -> Executor:
     if args.local:
         return LocalExecutor()
-    from .executors.docker import DockerExecutor
+    from .run.executors.docker.executor import DockerExecutor
 
     return DockerExecutor(memory_limit_bytes=args.memory, parallelism=args.parallelism,
                           data_dir=args.data_dir, results_dir=args.results, definitions_file=args.definitions)
@@ -114,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         list_algorithms(args.definitions)
         return 0
     if args.list_datasets:
-        return datasets.main(["--list", "--data-dir", str(args.data_dir)])
+        print(datasets.registry.table(args.data_dir))
+        return 0
     entries = load_algorithms(args.definitions)
     name = datasets.resolve_name(args.dataset)
     path = datasets.get_dataset(name, args.data_dir)
@@ -154,13 +156,13 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logsetup.setup_from(args)
     # A kill (SIGTERM) stops the workers too, as Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run(args)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report(e)
     except KeyboardInterrupt:
         print("interrupted; finished results are kept, run the same command to resume", file=sys.stderr)
         return 130

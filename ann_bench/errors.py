@@ -1,8 +1,12 @@
 """Exceptions whose message is meant for the user.
 
-The CLI prints the message of any `UserError` on one line and exits with status 2, so the
+The CLIs print the message of any `UserError` on one line and exit with status 2, so the
 message must say what was wrong and what to do about it.
 """
+
+import sys
+
+EXIT_USER_ERROR = 2
 
 
 class UserError(Exception):
@@ -19,3 +23,9 @@ class ConfigError(UserError):
 
 class UnknownNameError(UserError):
     """A dataset or algorithm name that does not exist; the message lists the closest names."""
+
+
+def report(error: UserError) -> int:
+    """Print the error on one line (as every CLI does) and return the exit status for it."""
+    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+    return EXIT_USER_ERROR

@@ -16,12 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ann_bench import datasets, images  # noqa: E402
-from ann_bench.definitions import load_algorithms  # noqa: E402
-from ann_bench.export import export_rows  # noqa: E402
+from ann_bench import datasets
+from ann_bench.paths import REPO as ROOT
+from ann_bench.report.export import export_rows
+from ann_bench.run.definitions import load_algorithms
+from ann_bench.run.executors.docker import images
 
 DATASETS = ("random-xs-20-angular", "random-xs-20-euclidean")
 

@@ -31,13 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ann_bench import datasets, images  # noqa: E402
-from ann_bench.definitions import get_definitions, load_algorithms  # noqa: E402
-from ann_bench.executors import DockerExecutor, LocalExecutor  # noqa: E402
-from ann_bench.results import iter_result_paths, read_result  # noqa: E402
+from ann_bench import datasets
+from ann_bench.paths import REPO as ROOT
+from ann_bench.results.files import iter_result_paths, read_result
+from ann_bench.run.definitions import get_definitions, load_algorithms
+from ann_bench.run.executors import DockerExecutor, LocalExecutor
+from ann_bench.run.executors.docker import images
 
 DATASET = "random-xs-20-angular"
 BENCH_OS = "ann-bench-os:bench-from-nothing"

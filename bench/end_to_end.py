@@ -14,12 +14,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ann_bench.results import iter_result_paths, read_result  # noqa: E402
+from ann_bench.paths import REPO as ROOT
+from ann_bench.results.files import iter_result_paths, read_result
 
 
 def main() -> None:

@@ -11,17 +11,13 @@ The target is at most 8 s for random-s-100-angular on a 2-core machine.
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ann_bench.datasets import DATASETS, dataset_path, load_dataset  # noqa: E402
-from ann_bench.distance import normalize  # noqa: E402
-from ann_bench.groundtruth import exact_knn  # noqa: E402
+from ann_bench.datasets import DATASETS, dataset_path, load_dataset
+from ann_bench.datasets.distance import normalize
+from ann_bench.datasets.groundtruth import exact_knn
 
 K = 100
 NAMES = ("random-s-100-angular", "random-s-100-euclidean")

@@ -10,16 +10,12 @@ Usage: python bench/harness_overhead.py [--queries N] [--repeats R]
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ann_bench.algorithms.base import BaseANN  # noqa: E402
-from ann_bench.runner import time_batch, time_single  # noqa: E402
+from ann_bench.algorithms.base import BaseANN
+from ann_bench.run.runner import time_batch, time_single
 
 
 class NullANN(BaseANN):

@@ -1,15 +1,12 @@
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from ann_bench import datasets  # noqa: E402
+from ann_bench import datasets
+from ann_bench.paths import REPO
 
 # Datasets built once per machine and shared by every test that only reads them.
-DATA_DIR = ROOT / "data"
+DATA_DIR = REPO / "data"
 
 
 @pytest.fixture(scope="session")

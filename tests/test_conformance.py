@@ -40,17 +40,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ann_bench import datasets, groundtruth
+from ann_bench import datasets
 from ann_bench.algorithms.base import BaseANN
-from ann_bench.definitions import (
+from ann_bench.datasets import groundtruth
+from ann_bench.datasets.distance import distances_to
+from ann_bench.run.definitions import (
     Definition,
     definitions_for_entry,
     expand_grid,
     load_algorithms,
 )
-from ann_bench.distance import distances_to
-from ann_bench.executors.local import shares_local_environment
-from ann_bench.runner import instantiate, validate_answers
+from ann_bench.run.executors.local import shares_local_environment
+from ann_bench.run.runner import instantiate, validate_answers
 
 K = 10
 QUERIES = 200

@@ -16,10 +16,12 @@ from ann_bench.datasets import (
     resolve_name,
     write_dataset,
 )
+from ann_bench.datasets.__main__ import main as datasets_main
+from ann_bench.datasets.groundtruth import exact_knn
 from ann_bench.errors import DatasetError, UnknownNameError
-from ann_bench.groundtruth import exact_knn
+from ann_bench.paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 STANDARD = ["glove-25-angular", "glove-50-angular", "glove-100-angular", "glove-200-angular",
             "sift-128-euclidean", "gist-960-euclidean", "fashion-mnist-784-euclidean",
@@ -300,7 +302,7 @@ def test_malformed_layout_is_reported(tmp_path, damage, reason):
 
 def test_cli_lists_the_registry(tmp_path, capsys):
     small_file(tmp_path)
-    assert datasets.main(["--list", "--data-dir", str(tmp_path)]) == 0
+    assert datasets_main(["--list", "--data-dir", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["name", "distance", "dimension", "size", "source", "present"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
@@ -316,5 +318,5 @@ def test_cli_unknown_name_is_one_line_and_exit_2(tmp_path):
 
 
 def test_cli_builds_and_prints_the_path(tmp_path, capsys):
-    assert datasets.main(["random-hamming", "--data-dir", str(tmp_path)]) == 0
+    assert datasets_main(["random-hamming", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "random-hamming-bits.hdf5")

@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from ann_bench import definitions
-from ann_bench.definitions import expand_grid, get_definitions, load_algorithms
 from ann_bench.errors import ConfigError, UnknownNameError
+from ann_bench.run import definitions
+from ann_bench.run.definitions import expand_grid, get_definitions, load_algorithms
 
 ENTRY = """\
   {name}:

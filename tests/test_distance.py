@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from ann_bench.distance import METRICS, distances_to, normalize, pair_distances
+from ann_bench.datasets.distance import METRICS, distances_to, normalize, pair_distances
 
 
 def reference(metric, q, x):

@@ -23,14 +23,19 @@ import numpy as np
 import pytest
 import yaml
 
-from ann_bench import cli, datasets, images, metrics
-from ann_bench.definitions import Definition, get_definitions, load_algorithms
-from ann_bench.environment import harness_digest
-from ann_bench.executors import DockerExecutor, LocalExecutor
-from ann_bench.results import iter_result_paths, read_result
-from ann_bench.sweep import Settings, make_job, make_plan, run_plan  # noqa: F401  (make_job: the job format the executors receive)
+from ann_bench import cli, datasets
+from ann_bench.paths import REPO
+from ann_bench.report import metrics
+from ann_bench.results.files import iter_result_paths, read_result
+from ann_bench.run.definitions import Definition, get_definitions, load_algorithms
+from ann_bench.run.environment import harness_digest
+from ann_bench.run.executors import DockerExecutor
+from ann_bench.run.executors.docker import images
+from ann_bench.run.jobs import Settings
+from ann_bench.run.plan import make_plan
+from ann_bench.run.sweep import make_job, run_plan  # noqa: F401  (make_job: the job format the executors receive)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 FAULTS = ROOT / "tests" / "fault-algorithms.yaml"
 DATASET = "random-xs-20-angular"
 TEST_IMAGES = ["bruteforce", "hnswlib", "faults"]

@@ -18,15 +18,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from ann_bench import datasets, images, metrics
-from ann_bench.definitions import definitions_for_entry, load_algorithms
-from ann_bench.results import iter_result_paths, read_result
+from ann_bench import datasets
+from ann_bench.paths import REPO
+from ann_bench.report import metrics
+from ann_bench.results.files import iter_result_paths, read_result
+from ann_bench.run.definitions import definitions_for_entry, load_algorithms
+from ann_bench.run.executors.docker import images
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 K = 10
 # Entries checked in Docker: the exact reference, a compiled library and a database server.
 ALGORITHMS = ["bruteforce", "hnswlib", "pgvector-hnsw"]

@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from ann_bench.datasets import URL_ENV, download, get_dataset, load_dataset, write_dataset
+from ann_bench.datasets import get_dataset, load_dataset, write_dataset
+from ann_bench.datasets.download import URL_ENV, download
 from ann_bench.errors import DatasetError
 
 BODY = bytes(range(256)) * 4096  # 1 MiB, every offset distinguishable

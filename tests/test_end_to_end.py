@@ -4,7 +4,7 @@ import csv
 import subprocess
 import sys
 
-from .conftest import ROOT
+from ann_bench.paths import REPO as ROOT
 
 
 def command(*args, cwd):
@@ -24,7 +24,7 @@ def test_run_plot_and_export_in_local_mode(tmp_path, data_dir, xs_angular):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
     table = tmp_path / "runs.csv"
-    export = command("-m", "ann_bench.export", *common, "--results", str(tmp_path / "results"),
+    export = command("-m", "ann_bench.report.export", *common, "--results", str(tmp_path / "results"),
                      "--output", str(table), cwd=ROOT)
     assert export.returncode == 0, export.stderr
     rows = list(csv.DictReader(table.open()))

@@ -8,10 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from ann_bench import export
-from ann_bench.export import COLUMNS, export_rows, render
-from ann_bench.metrics import METRICS, write_atomically
-from ann_bench.results import RunResult, result_path, write_result
+from ann_bench.atomic import write_atomically
+from ann_bench.report import export
+from ann_bench.report.export import COLUMNS, export_rows, render
+from ann_bench.report.metrics import METRICS
+from ann_bench.results.files import RunResult, result_path, write_result
 
 TRUTH = np.array([[1.0, 2.0], [1.0, 2.0]])
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from ann_bench.distance import METRICS
+from ann_bench.datasets.distance import METRICS
+from ann_bench.datasets.groundtruth import exact_knn
 from ann_bench.errors import UserError
-from ann_bench.groundtruth import exact_knn
 
 TINY_BLOCK = 1024  # forces one query per block and tiles of 256 training points
 

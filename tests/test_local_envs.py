@@ -19,12 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from ann_bench.definitions import get_definitions, load_algorithms
-from ann_bench.executors.local import VENVS_DIR, LocalExecutor, own_environment_images, shares_local_environment
-from ann_bench.metrics import metrics_for_results
-from ann_bench.results import load_results
-
-from .conftest import ROOT
+from ann_bench.paths import REPO as ROOT
+from ann_bench.report.cache import metrics_for_results
+from ann_bench.results.files import load_results
+from ann_bench.run.definitions import get_definitions, load_algorithms
+from ann_bench.run.executors.local import VENVS_DIR, LocalExecutor, own_environment_images, shares_local_environment
 
 OWN_ENVIRONMENT_IMAGES = own_environment_images()  # what scripts/test makes an environment for
 DATASET = "random-xs-20-euclidean"

@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from ann_bench import metrics
 from ann_bench.datasets import write_dataset
-from ann_bench.metrics import METRICS, MetricsCache, compute_metrics, metrics_for_results
-from ann_bench.results import STATUS_FAILED, RunResult, result_path, write_result
+from ann_bench.report import cache, metrics
+from ann_bench.report.cache import MetricsCache, metrics_for_results
+from ann_bench.report.metrics import METRICS, compute_metrics
+from ann_bench.results.files import STATUS_FAILED, RunResult, result_path, write_result
 
 INF = np.inf
 
@@ -225,7 +226,7 @@ def test_cache_is_invalidated_when_a_file_changes(results_dir):
 def test_cache_is_invalidated_by_a_new_metrics_version(results_dir, monkeypatch):
     counter = Counter()
     metrics_for_results(results_dir, "toy", 2, true_distances=counter)
-    monkeypatch.setattr(metrics, "METRICS_VERSION", metrics.METRICS_VERSION + 1)
+    monkeypatch.setattr(cache, "METRICS_VERSION", metrics.METRICS_VERSION + 1)
     metrics_for_results(results_dir, "toy", 2, true_distances=counter)
     assert counter.calls == 2
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from ann_bench.pareto import pareto_frontier
+from ann_bench.report.pareto import pareto_frontier
 
 
 def test_dominated_points_are_removed_both_higher():

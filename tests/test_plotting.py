@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ann_bench import plotting
-from ann_bench.metrics import metrics_for_results
-from ann_bench.definitions import load_algorithms
-from ann_bench.plotting import algorithm_style, default_output, draw, no_results_message, plot_rows
-from ann_bench.results import RunResult, result_path, write_result
+from ann_bench.report import plotting
+from ann_bench.report.cache import metrics_for_results
+from ann_bench.report.plotting import algorithm_style, default_output, draw, no_results_message, plot_rows
+from ann_bench.results.files import RunResult, result_path, write_result
+from ann_bench.run.definitions import load_algorithms
 
 NQ, K = 40, 10
 TRUTH = np.tile(np.arange(1, 2 * K + 1, dtype=np.float64), (NQ, 1))  # (NQ, 2K), sorted
@@ -168,7 +168,8 @@ def test_main_end_to_end_with_a_real_dataset(xs_euclidean, data_dir, tmp_path, c
         result = RunResult(attrs=attrs, neighbors=np.zeros((len(truth), K), dtype=np.int32),
                            distances=truth[:, :K], times=np.full(len(truth), 1.0 / qps))
         write_result(result_path(results, "random-xs-20-euclidean", K, algorithm, False, {}, []), result)
-    code = plotting.main(["--dataset", "random-xs-20-euclidean", "--results", str(results), "--data-dir", str(data_dir)])
+    code = plotting.main(["--dataset", "random-xs-20-euclidean", "--results", str(results),
+                          "--data-dir", str(data_dir)])
     assert code == 0, capsys.readouterr().err
     out = results / "random-xs-20-euclidean.png"
     assert is_png(out) and "2 algorithms" in capsys.readouterr().out

@@ -4,8 +4,15 @@ import os
 import numpy as np
 import pytest
 
-from ann_bench.results import (RunResult, load_results, params_name, read_result, result_path, status_of,
-                               write_result)
+from ann_bench.results.files import (
+    RunResult,
+    load_results,
+    params_name,
+    read_result,
+    result_path,
+    status_of,
+    write_result,
+)
 
 
 def sample(status="ok"):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from ann_bench.definitions import Definition
-from ann_bench.results import read_result
-from ann_bench.runner import InvalidAnswer, Job, display_name, run_job, validate_answers
+from ann_bench.results.files import read_result
+from ann_bench.run.definitions import Definition
+from ann_bench.run.runner import InvalidAnswer, Job, display_name, run_job, validate_answers
 from tests.misbehaving import Scripted
 
 

@@ -12,15 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from ann_bench import cli, sweep
+from ann_bench import cli
 from ann_bench.datasets import write_dataset
-from ann_bench.definitions import Definition
 from ann_bench.errors import UserError
-from ann_bench.executors import Executor, LocalExecutor, Outcome
-from ann_bench.results import RunResult, iter_result_paths, read_result, result_path, write_result
-from ann_bench.sweep import Settings, cpu_slots, dry_run_table, make_plan, run_plan, summary
-
-from .conftest import ROOT
+from ann_bench.paths import REPO as ROOT
+from ann_bench.results.files import RunResult, iter_result_paths, read_result, result_path, write_result
+from ann_bench.run import sweep
+from ann_bench.run.definitions import Definition
+from ann_bench.run.estimate import dry_run_table
+from ann_bench.run.executors import Executor, LocalExecutor, Outcome
+from ann_bench.run.jobs import Settings
+from ann_bench.run.plan import cpu_slots, make_plan
+from ann_bench.run.summary import summary
+from ann_bench.run.sweep import run_plan
 
 DEFINITIONS = """
 algorithms:

@@ -10,7 +10,6 @@ popcounts). Bit points (bool or 0/1 arrays) are given to it as 0/1 lists.
 
 from __future__ import annotations
 
-
 import annoy
 import numpy as np
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 from .bits import hamming_to_all, pack_words
 from .sets import SetMatrix

@@ -26,7 +26,7 @@ import tempfile
 import diskannpy
 import numpy as np
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 
 METRICS = {"euclidean": "l2", "angular": "l2", "dot": "mips"}

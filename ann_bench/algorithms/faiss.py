@@ -26,11 +26,10 @@ since the last set_query_arguments (faiss counts them in global statistics).
 
 from __future__ import annotations
 
-
 import faiss
 import numpy as np
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 from .bits import pack_bits
 

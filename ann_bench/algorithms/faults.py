@@ -168,5 +168,6 @@ def _sandbox_report(port: int) -> dict:
         except OSError:
             continue
     report["cpus"] = sorted(os.sched_getaffinity(0))
-    report["threads"] = {v: os.environ.get(v, "") for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    thread_variables = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    report["threads"] = {v: os.environ.get(v, "") for v in thread_variables}
     return report

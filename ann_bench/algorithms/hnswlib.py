@@ -7,7 +7,6 @@ knn_query over the whole matrix on the threads this worker was given.
 
 from __future__ import annotations
 
-
 import hnswlib
 import numpy as np
 

@@ -35,7 +35,6 @@ request and lets FAISS use the allowed threads.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path

@@ -20,7 +20,7 @@ import mrpt
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 
 METRICS = ("euclidean", "angular")

@@ -18,11 +18,11 @@ the asymmetric distances (every code) plus the exact ones per query.
 
 from __future__ import annotations
 
-import numpy as np
 import nanopq
+import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 
 METRICS = {"euclidean": "l2", "angular": "l2", "dot": "dot"}

@@ -41,7 +41,7 @@ from pathlib import Path
 import ngtpy
 import numpy as np
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 
 METRICS = ("euclidean", "angular")

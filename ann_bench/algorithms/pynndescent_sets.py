@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from ..distance import n_items, sets_to_csr
+from ..datasets.distance import n_items, sets_to_csr
 from .pynndescent import PyNNDescent
 from .sets import as_items
 

@@ -23,7 +23,7 @@ import math
 import numpy as np
 import scann
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 
 # Our metric name -> ScaNN's distance measure.

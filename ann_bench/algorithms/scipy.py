@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import spatial
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 
 METRICS = ("euclidean", "angular")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..distance import n_items, sets_to_csr
+from ..datasets.distance import n_items, sets_to_csr
 
 # A block of queries is made dense (items x queries float32) up to this many entries.
 DENSE_QUERY_FLOATS = 1 << 21

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from sklearn import neighbors
 
-from ..distance import normalize
+from ..datasets.distance import normalize
 from .base import BaseANN, allowed_threads
 
 METRICS = ("euclidean", "angular")

@@ -19,13 +19,13 @@ import sys
 import threading
 from pathlib import Path
 
+from ...paths import REPO, VENVS_DIR
 from ..definitions import Definition, load_algorithms
-from ..images import requirements_file
 from .base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
+from .docker.images import requirements_file
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]
-VENVS_DIR = PACKAGE_PARENT / ".venvs"  # .venvs/<image>: made by scripts/setup-env --image <image>
-LOCAL_REQUIREMENTS = PACKAGE_PARENT / "requirements-local.txt"
+PACKAGE_PARENT = REPO
+LOCAL_REQUIREMENTS = REPO / "requirements-local.txt"
 
 
 def shares_local_environment(image: str) -> bool:

@@ -24,8 +24,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from ann_bench.distance import METRICS, n_items, normalize, pair_distances, sets_to_csr
-from ann_bench.errors import UserError
+from ..errors import UserError
+from .distance import METRICS, n_items, normalize, pair_distances, sets_to_csr
 
 DEFAULT_BLOCK_BYTES = 64 << 20
 # float32 unit roundoff: a dot product of length d is off by at most about d * U * |q| |x|.

@@ -1,5 +1,5 @@
 from .base import Executor, Outcome
-from .docker import DockerExecutor
+from .docker.executor import DockerExecutor
 from .local import LocalExecutor
 
 __all__ = ["Executor", "Outcome", "LocalExecutor", "DockerExecutor"]

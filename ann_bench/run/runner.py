@@ -1,6 +1,6 @@
 """The worker: load the data, fit once, sweep the query arguments, time, validate, write.
 
-Runs wherever an executor starts it: `python -m ann_bench.runner --job JSON`. Each query-
+Runs wherever an executor starts it: `python -m ann_bench.run.runner --job JSON`. Each query-
 argument set becomes one result file as soon as it is done, so a crash or kill later on loses
 only the set that was running. Only the library call is inside the timer.
 """
@@ -10,50 +10,30 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
 import time
 import traceback
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from .. import log as logsetup
+from ..algorithms.base import BaseANN
+from ..datasets.distance import distances_to
+from ..datasets.hdf5 import Dataset, load_dataset
+from ..results.files import STATUS_OK, RunResult, write_result
 from . import environment
-from .algorithms.base import BaseANN
-from .datasets import Dataset, load_dataset
 from .definitions import Definition
-from .distance import distances_to
-from .results import STATUS_FAILED, STATUS_OK, RunResult, result_path, status_of, write_result
+from .jobs import Job, base_attrs, display_name, write_failure
 
 WARMUP_QUERIES = 1000
+
+log = logging.getLogger(__name__)
 
 
 class InvalidAnswer(Exception):
     """A wrapper returned something that is not a valid k-NN answer."""
-
-
-@dataclass
-class Job:
-    definition: Definition
-    dataset: str
-    dataset_path: str
-    results_dir: str
-    count: int
-    batch: bool
-    runs: int
-    query_args: list
-    environment: dict
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Job":
-        data = dict(data)
-        data["definition"] = Definition.from_dict(data["definition"])
-        return cls(**data)
-
-    def result_path(self, query_args: Any) -> Path:
-        d = self.definition
-        return result_path(self.results_dir, self.dataset, self.count, d.algorithm, self.batch, d.args, query_args)
 
 
 def instantiate(definition: Definition) -> BaseANN:
@@ -184,51 +164,9 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
     }
 
 
-def _format_args(args: Any) -> str:
-    if isinstance(args, dict):
-        return ", ".join(f"{key}={value}" for key, value in args.items())
-    return ", ".join(str(value) for value in args)
-
-
-def display_name(definition: Definition, query_args: Any) -> str:
-    """What plots and tables call one result, e.g. "hnswlib(M=16, ef=40)"."""
-    parts = [p for p in (_format_args(definition.args), _format_args(query_args)) if p]
-    return f"{definition.algorithm}({', '.join(parts)})"
-
-
-def base_attrs(job: Job, algo_name: str, query_args: Any) -> dict:
-    d = job.definition
-    return {
-        "name": algo_name,
-        "algo": d.algorithm,
-        "dataset": job.dataset,
-        "count": job.count,
-        "batch_mode": job.batch,
-        "run_count": job.runs,
-        "run_group": d.run_group,
-        "build_args": d.args,
-        "base_args": list(d.base_args),
-        "query_args": query_args,
-        "environment": job.environment,
-    }
-
-
-def write_failure(job: Job, query_args: Any, error: str, distance: str = "") -> Path:
-    """Record a failure, except over a good result from an earlier run (a --force re-run that
-    failed): that result stays, and the failure is told in the log and the summary."""
-    path = job.result_path(query_args)
-    if status_of(path) == STATUS_OK:
-        print(f"[ann-bench] {json.dumps(query_args)} failed ({error}); kept the earlier result {path}",
-              file=sys.stderr, flush=True)
-        return path
-    attrs = base_attrs(job, display_name(job.definition, query_args), query_args)
-    attrs.update(status=STATUS_FAILED, error=error, distance=distance)
-    return write_result(path, RunResult(attrs=attrs))
-
-
 def _last_line(error: BaseException) -> str:
     """The one line a summary shows: "ValueError: ..."; the traceback goes to the log."""
-    print("".join(traceback.format_exception(error)), file=sys.stderr)
+    log.error("%s", "".join(traceback.format_exception(error)).rstrip())
     return "".join(traceback.format_exception_only(error)).strip().splitlines()[-1]
 
 
@@ -249,7 +187,7 @@ def run_job(job: Job) -> bool:
         algo = instantiate(job.definition)
         job.environment = dict(job.environment, **environment.describe(algo.package))
         if job.batch and not algo.supports_batch:
-            print(f"{job.definition.algorithm} has no native batch search; timing one-by-one answers")
+            log.info("%s has no native batch search; timing one-by-one answers", job.definition.algorithm)
         build_time, index_size = _build(algo, data)
     except Exception as e:
         reason = "fit failed: " + _last_line(e)
@@ -258,14 +196,14 @@ def run_job(job: Job) -> bool:
         for query_args in job.query_args:
             write_failure(job, query_args, reason, data.distance)
         return False
-    print(f"built {job.definition.algorithm} {json.dumps(job.definition.args)} in {build_time:.3f} s", flush=True)
+    log.info("built %s %s in %.3f s", job.definition.algorithm, json.dumps(job.definition.args), build_time)
     all_ok = True
     library_seconds = build_time
     for query_args in job.query_args:
         try:
             measured = run_query_set(algo, data, job, query_args)
         except InvalidAnswer as e:
-            print(f"invalid answer for {json.dumps(query_args)}: {e}", file=sys.stderr)
+            log.error("invalid answer for %s: %s", json.dumps(query_args), e)
             write_failure(job, query_args, f"invalid answer: {e}", data.distance)
             all_ok = False
             continue
@@ -289,10 +227,9 @@ def run_job(job: Job) -> bool:
         )
         result = RunResult(attrs=attrs, **measured)
         path = write_result(job.result_path(query_args), result)
-        print(f"{attrs['name']} {json.dumps(query_args)}: {1 / attrs['best_search_time']:.1f} QPS -> {path}",
-              flush=True)
+        log.info("%s %s: %.1f QPS -> %s", attrs["name"], json.dumps(query_args), 1 / attrs["best_search_time"], path)
     algo.done()
-    print(f"library time {library_seconds:.3f} s", flush=True)
+    log.info("library time %.3f s", library_seconds)
     return all_ok
 
 
@@ -300,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one definition (started by an executor).")
     parser.add_argument("--job", required=True, help="the job as JSON")
     job = Job.from_dict(json.loads(parser.parse_args(argv).job))
+    logsetup.setup(fmt="[%(asctime)s] %(message)s")
     return 0 if run_job(job) else 1
 
 

@@ -1,4 +1,4 @@
-"""Every result of a dataset as a table: `python -m ann_bench.export --dataset NAME --output F.csv`.
+"""Every result of a dataset as a table: `python -m ann_bench.report.export --dataset NAME --output F.csv`.
 
 One row per run: dataset, k, algorithm, name, build_args, query_args, batch, every metric
 in METRICS order, library_version, cpu_model and the result file's path.
@@ -19,10 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import UserError
-from .metrics import METRICS, metrics_for_results, write_atomically
-from .plotting import DEFAULT_COUNT, _positive_int, dataset_name, no_results_message
-from .results import canonical_json
+from .. import log as logsetup
+from ..atomic import write_atomically
+from ..errors import UserError, report
+from ..results.files import canonical_json
+from .cache import metrics_for_results
+from .common import DEFAULT_COUNT, add_common_arguments, dataset_name, no_results_message, positive_int
+from .metrics import METRICS
 
 COLUMNS = (
     ["dataset", "k", "algorithm", "name", "build_args", "query_args", "batch"]
@@ -77,22 +80,22 @@ def render(rows: list[dict], fmt: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ann_bench.export",
+    p = argparse.ArgumentParser(prog="python -m ann_bench.report.export",
                                 description="Write every result of a dataset, with all metrics, as CSV or JSON.")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--count", "-k", type=_positive_int, default=DEFAULT_COUNT,
+    p.add_argument("--count", "-k", type=positive_int, default=DEFAULT_COUNT,
                    help=f"number of neighbours searched for (default {DEFAULT_COUNT})")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--batch", action="store_true", help="batch-mode results only")
     mode.add_argument("--all-modes", action="store_true", help="single-query and batch results")
     p.add_argument("--output", "-o", type=Path, required=True, help="FILE.csv or FILE.json")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results directory (default results)")
-    p.add_argument("--data-dir", type=Path, default=Path("data"), help="datasets directory (default data)")
+    add_common_arguments(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logsetup.setup_from(args)
     batch = None if args.all_modes else args.batch
     fmt = args.output.suffix.lower()
     try:
@@ -105,8 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         write_atomically(args.output, render(rows, fmt))
     except UserError as e:
-        print(" ".join(str(e).split()), file=sys.stderr)
-        return 2
+        return report(e)
     print(f"wrote {args.output} ({len(rows)} results)")
     return 0
 

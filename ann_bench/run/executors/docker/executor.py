@@ -15,17 +15,19 @@ The container is removed however it ended; its output goes to the log file the s
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shlex
 import threading
 import time
 from pathlib import Path
 
-from ..definitions import DEFAULT_FILE, Definition
-from .base import Executor, Outcome, outcome_from_exit, thread_environment
+from ....paths import PACKAGE
+from ...definitions import DEFAULT_FILE, Definition
+from ..base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
+from . import images
+from .images import DockerUnavailable, image_tag
 
-HARNESS_DIR = Path(__file__).resolve().parents[1]  # the ann_bench package on the host
+HARNESS_DIR = PACKAGE  # the ann_bench package on the host
 CONTAINER_HARNESS = "/opt/ann-bench/ann_bench"  # PYTHONPATH=/opt/ann-bench in the base image
 CONTAINER_DATA = "/data"
 CONTAINER_RESULTS = "/results"
@@ -42,12 +44,12 @@ def format_bytes(n: int) -> str:
 
 
 def _algorithms_by_image(definitions: list[Definition]) -> dict[str, list[str]]:
-    images: dict[str, list[str]] = {}
+    by_image: dict[str, list[str]] = {}
     for d in definitions:
-        names = images.setdefault(d.image, [])
+        names = by_image.setdefault(d.image, [])
         if d.algorithm not in names:
             names.append(d.algorithm)
-    return images
+    return by_image
 
 
 def not_built_message(image: str, algorithm: str, definitions_file: Path | str | None = None) -> str:
@@ -55,7 +57,7 @@ def not_built_message(image: str, algorithm: str, definitions_file: Path | str |
     options = ""
     if definitions_file is not None and Path(definitions_file).resolve() != DEFAULT_FILE:
         options = f" --definitions {shlex.quote(str(definitions_file))}"
-    return f"image ann-bench-{image} is not built: run `python install.py{options} --algorithm {algorithm}`"
+    return f"image {image_tag(image)} is not built: run `python install.py{options} --algorithm {algorithm}`"
 
 
 def engine_error(error: Exception) -> str:
@@ -105,9 +107,7 @@ class DockerExecutor(Executor):
     def client(self):
         with self._lock:
             if self._client is None:
-                from ..images import docker_client
-
-                self._client = docker_client()
+                self._client = images.docker_client()
             return self._client
 
     @property
@@ -129,8 +129,7 @@ class DockerExecutor(Executor):
         return self._memory_limit
 
     def problems(self, definitions: list[Definition], build: bool = False) -> list[str]:
-        from .. import images
-        from ..errors import UserError
+        from ....errors import UserError
 
         try:
             client = self.client
@@ -144,7 +143,7 @@ class DockerExecutor(Executor):
             failed = {images.bare_name(r.image): str(r.log_path or r.error) for r in results if not r.ok}
             missing = images.missing_images(definitions, client)
         return [
-            f"image ann-bench-{image} failed to build (see {failed[image]})" if image in failed
+            f"image {image_tag(image)} failed to build (see {failed[image]})" if image in failed
             else not_built_message(image, by_image[image][0], self.definitions_file)
             for image in missing
         ]
@@ -204,10 +203,9 @@ class DockerExecutor(Executor):
         from docker.errors import DockerException, ImageNotFound
         from requests.exceptions import RequestException
 
-        from ..images import DockerUnavailable
 
         definition = job["definition"]
-        tag = f"ann-bench-{definition['image']}"
+        tag = image_tag(definition["image"])
         log_path = Path(log_path)
         self._make_dir(log_path.parent)
         try:
@@ -232,7 +230,7 @@ class DockerExecutor(Executor):
             try:
                 container = self.client.containers.create(
                     image.id,
-                    command=["--job", json.dumps(inside)],
+                    command=worker_command("python", inside),
                     user=self.user,
                     environment=thread_environment(len(cpus)),
                     cpuset_cpus=",".join(str(c) for c in cpus),

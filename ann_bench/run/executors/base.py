@@ -1,6 +1,6 @@
 """Where a definition runs: one interface, interchangeable implementations (asv's Environment).
 
-An executor starts the worker (`python -m ann_bench.runner --job JSON`) somewhere: a local
+An executor starts the worker (`python -m ann_bench.run.runner --job JSON`) somewhere: a local
 process, a Docker container, later a cluster node. The worker writes one result file per
 query-argument set; the executor only reports how the worker ended, and the sweep turns an
 abnormal end into failed results for whatever the worker did not write.
@@ -38,7 +38,7 @@ class Outcome:
 
 
 def worker_command(python: str, job: dict) -> list[str]:
-    return [python, "-m", "ann_bench.runner", "--job", json.dumps(job)]
+    return [python, "-m", "ann_bench.run.runner", "--job", json.dumps(job)]
 
 
 def thread_environment(threads: int) -> dict[str, str]:

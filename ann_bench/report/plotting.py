@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import logging
 import math
 import sys
 from collections import defaultdict
@@ -22,13 +23,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from .definitions import load_algorithms
-from .errors import UserError
-from .metrics import METRICS, metrics_for_results, write_atomically
+from .. import log as logsetup
+from ..atomic import write_atomically
+from ..errors import UserError, report
+from ..run.definitions import load_algorithms
+from .cache import metrics_for_results
+from .common import DEFAULT_COUNT, add_common_arguments, dataset_name, mode_label, no_results_message, positive_int
+from .metrics import METRICS
 from .pareto import pareto_frontier
-from .results import iter_result_paths
 
-DEFAULT_COUNT = 10
+log = logging.getLogger(__name__)
+
 DEFAULT_X, DEFAULT_Y = "k-nn", "qps"
 SCALES = ("linear", "log", "logit")
 # Recall 1.0 (or 0.0) cannot be drawn on a logit axis; it is drawn this close to the edge, or
@@ -63,10 +68,6 @@ def _registered_names() -> list[str]:
         return list(load_algorithms())
     except UserError:
         return []  # a broken algorithms.yaml must not stop a plot of finished results
-
-
-def mode_label(batch: bool | None) -> str:
-    return {True: "batch", False: "single queries", None: "single queries or batch"}[batch]
 
 
 def default_output(results_dir: Path | str, dataset: str, count: int = DEFAULT_COUNT, batch: bool = False,
@@ -114,8 +115,8 @@ def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAUL
         else:
             by_algorithm[row["algorithm"]].append((x, y))
     if skipped:
-        print(f"{skipped} of {len(rows)} results have no {x_metric}/{y_metric} value that a "
-              f"{x_scale}/{y_scale} plot can show; they are left out", file=sys.stderr)
+        log.warning("%d of %d results have no %s/%s value that a %s/%s plot can show; they are left out",
+                    skipped, len(rows), x_metric, y_metric, x_scale, y_scale)
 
     lines = {}
     for algorithm in sorted(by_algorithm):
@@ -181,51 +182,11 @@ def plot_rows(rows: list[dict], output: Path | str, x_metric: str = DEFAULT_X, y
     return output
 
 
-def run_command(dataset: str, count: int, batch: bool, results_dir: Path | str = "results") -> str:
-    command = f"python run.py --dataset {dataset}"
-    if count != DEFAULT_COUNT:
-        command += f" --count {count}"
-    if batch:
-        command += " --batch"
-    if Path(results_dir) != Path("results"):
-        command += f" --results {results_dir}"
-    return command
-
-
-def no_results_message(results_dir: Path | str, dataset: str, count: int, batch: bool | None) -> str:
-    searched = Path(results_dir) / dataset / str(count)
-    failed = sum(1 for _ in iter_result_paths(results_dir, dataset, count, batch))
-    what = f"only {failed} failed results" if failed else "no results"
-    return (f"{what} for {dataset} (k={count}, {mode_label(batch)}) in {searched}/"
-            f"{'*-batch' if batch else '*'}; make some with: {run_command(dataset, count, bool(batch), results_dir)}")
-
-
-def dataset_name(name: str, data_dir: Path | str, results_dir: Path | str) -> str:
-    """The registered name for name; an unregistered one is taken as given when its dataset
-    file or results exist (a custom dataset), otherwise UnknownNameError says what is close."""
-    from . import datasets
-    from .errors import UnknownNameError
-
-    try:
-        return datasets.resolve_name(name)
-    except UnknownNameError:
-        if (Path(data_dir) / f"{name}.hdf5").is_file() or (Path(results_dir) / name).is_dir():
-            return name
-        raise
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="plot.py", description="Plot two metrics (default recall vs QPS) "
                                 "for every algorithm run on a dataset, one Pareto frontier per algorithm.")
     p.add_argument("--dataset", required=True, help="dataset name, e.g. glove-100-angular")
-    p.add_argument("--count", "-k", type=_positive_int, default=DEFAULT_COUNT,
+    p.add_argument("--count", "-k", type=positive_int, default=DEFAULT_COUNT,
                    help=f"number of neighbours searched for (default {DEFAULT_COUNT})")
     p.add_argument("-x", "--x-axis", choices=list(METRICS), default=DEFAULT_X, help=f"default {DEFAULT_X}")
     p.add_argument("-y", "--y-axis", choices=list(METRICS), default=DEFAULT_Y, help=f"default {DEFAULT_Y}")
@@ -235,13 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", action="store_true", help="plot batch-mode results")
     p.add_argument("-o", "--output", type=Path,
                    help="image file (default <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].png)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results directory (default results)")
-    p.add_argument("--data-dir", type=Path, default=Path("data"), help="datasets directory (default data)")
+    add_common_arguments(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logsetup.setup_from(args)
     try:
         dataset = dataset_name(args.dataset, args.data_dir, args.results)
         rows = metrics_for_results(args.results, dataset, args.count, batch=args.batch, data_dir=args.data_dir)
@@ -253,8 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         title = f"{dataset}: k={args.count}, {mode_label(args.batch)}"
         plot_rows(rows, output, args.x_axis, args.y_axis, args.x_scale, args.y_scale, args.raw, title)
     except UserError as e:
-        print(" ".join(str(e).split()), file=sys.stderr)
-        return 2
+        return report(e)
     n_algorithms = len({row["algorithm"] for row in rows})
     print(f"wrote {output} ({len(rows)} results, {n_algorithms} algorithms)")
     return 0

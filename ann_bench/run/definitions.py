@@ -38,12 +38,12 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, UnknownNameError
+from ..errors import ConfigError, UnknownNameError
+from ..paths import DEFAULT_DEFINITIONS
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "algorithms.yaml"
+DEFAULT_FILE = DEFAULT_DEFINITIONS
 METRICS = ("euclidean", "angular", "dot", "hamming", "jaccard")
 POINT_TYPES = ("float", "bit")
-IMAGE_PREFIX = "ann-bench-"
 PLACEHOLDERS = ("@metric", "@count", "@dimension")
 # A name becomes a directory under results/; "<name>-batch" is the batch-mode directory.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -96,10 +96,6 @@ class Definition:
         data["base_args"] = tuple(data.get("base_args", ()))
         data["query_args"] = tuple(data.get("query_args", [[]]))
         return cls(**data)
-
-    @property
-    def image_tag(self) -> str:
-        return IMAGE_PREFIX + self.image
 
     def constructor_call(self) -> tuple[list, dict]:
         """Positional and keyword arguments for the wrapper's constructor."""

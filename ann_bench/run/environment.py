@@ -10,8 +10,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent  # the ann_bench tree
-REPO = PACKAGE.parent
+from ..paths import PACKAGE, REPO
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,8 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
+from ..atomic import atomic_path
+
 FORMAT_VERSION = 1
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -116,10 +118,7 @@ def _attr_value(value: Any) -> Any:
 
 def write_result(path: Path | str, result: RunResult) -> Path:
     """Write atomically: a reader sees either no file or the whole file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format_version"] = FORMAT_VERSION
             for key, value in result.attrs.items():
@@ -130,13 +129,7 @@ def write_result(path: Path | str, result: RunResult) -> Path:
                     f.create_dataset(name, data=data)
             for name, data in result.extra.items():
                 f.create_dataset(name, data=data)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())  # whole on disk before the rename makes it visible
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def _decode(value: Any) -> Any:

@@ -18,7 +18,6 @@ import argparse
 import io
 import os
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -27,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .definitions import DEFAULT_FILE, IMAGE_PREFIX, AlgorithmEntry, Definition, load_algorithms, select
-from .errors import UserError
+from ....errors import UserError, report
+from ....paths import BUILD_LOG_DIR, INSTALL_DIR, REPO
+from ...definitions import DEFAULT_FILE, AlgorithmEntry, Definition, load_algorithms, select
 
-REPO = Path(__file__).resolve().parent.parent
-INSTALL_DIR = REPO / "install"
-LOG_DIR = REPO / "build" / "logs"
+IMAGE_PREFIX = "ann-bench-"
+LOG_DIR = BUILD_LOG_DIR
 OS_IMAGE = "ann-bench-os:bookworm"
 BASE = "base"  # the image built from install/Dockerfile
 BUILD_TIMEOUT = 3600  # seconds the SDK waits on a silent build step (a long compile)
@@ -119,7 +118,7 @@ def missing_images(definitions: Iterable[Definition], client=None) -> list[str]:
     client = client or docker_client()
     missing: list[str] = []
     for definition in definitions:
-        if definition.image not in missing and not image_exists(client, definition.image_tag):
+        if definition.image not in missing and not image_exists(client, image_tag(definition.image)):
             missing.append(definition.image)
     return missing
 
@@ -337,8 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         results = build_images(images, build_args, proc=args.proc, nocache=args.no_cache,
                                log_dir=Path(args.log_dir))
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return report(e)
     print()
     print(format_table(results))
     for problem in problems:

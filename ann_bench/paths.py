@@ -1,0 +1,10 @@
+"""Where the project's own files are: computed once, here."""
+
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent  # the ann_bench package
+REPO = PACKAGE.parent  # the checkout: algorithms.yaml, install/, scripts/
+DEFAULT_DEFINITIONS = REPO / "algorithms.yaml"
+INSTALL_DIR = REPO / "install"
+BUILD_LOG_DIR = REPO / "build" / "logs"
+VENVS_DIR = REPO / ".venvs"  # .venvs/<image>: the environments of images that need their own

@@ -1,0 +1,61 @@
+"""What the report command lines (plot.py, export, the site) share: names, messages, options."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import datasets
+from .. import log as logsetup
+from ..errors import UnknownNameError
+from ..results.files import iter_result_paths
+
+DEFAULT_COUNT = 10
+
+
+def mode_label(batch: bool | None) -> str:
+    return {True: "batch", False: "single queries", None: "single queries or batch"}[batch]
+
+
+def run_command(dataset: str, count: int, batch: bool, results_dir: Path | str = "results") -> str:
+    command = f"python run.py --dataset {dataset}"
+    if count != DEFAULT_COUNT:
+        command += f" --count {count}"
+    if batch:
+        command += " --batch"
+    if Path(results_dir) != Path("results"):
+        command += f" --results {results_dir}"
+    return command
+
+
+def no_results_message(results_dir: Path | str, dataset: str, count: int, batch: bool | None) -> str:
+    searched = Path(results_dir) / dataset / str(count)
+    failed = sum(1 for _ in iter_result_paths(results_dir, dataset, count, batch))
+    what = f"only {failed} failed results" if failed else "no results"
+    return (f"{what} for {dataset} (k={count}, {mode_label(batch)}) in {searched}/"
+            f"{'*-batch' if batch else '*'}; make some with: {run_command(dataset, count, bool(batch), results_dir)}")
+
+
+def dataset_name(name: str, data_dir: Path | str, results_dir: Path | str) -> str:
+    """The registered name for name; an unregistered one is taken as given when its dataset
+    file or results exist (a custom dataset), otherwise UnknownNameError says what is close."""
+    try:
+        return datasets.resolve_name(name)
+    except UnknownNameError:
+        if (Path(data_dir) / f"{name}.hdf5").is_file() or (Path(results_dir) / name).is_dir():
+            return name
+        raise
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    """Where results and datasets are, and how much to say: the same in every report command."""
+    p.add_argument("--results", type=Path, default=Path("results"), help="results directory (default results)")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="datasets directory (default data)")
+    logsetup.add_arguments(p)

@@ -1,0 +1,1 @@
+"""The Docker executor and what builds its images."""

@@ -1,0 +1,111 @@
+"""What a sweep hands to a worker: its settings, one task per definition, the job, and the
+records every stage names a result by (display name, attributes, a failure record)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..results.files import STATUS_FAILED, STATUS_OK, RunResult, result_path, status_of, write_result
+from .definitions import Definition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Settings:
+    dataset: str
+    dataset_path: Path
+    results_dir: Path
+    count: int
+    batch: bool = False
+    runs: int = 5
+    timeout: float | None = None
+    parallelism: int = 1
+    force: bool = False
+    retry_failed: bool = False
+    max_definitions: int | None = None
+    environment: dict = field(default_factory=dict)
+
+
+@dataclass
+class Task:
+    """One definition and the query-argument sets of it that still need a result."""
+
+    definition: Definition
+    pending: list
+    paths: list[Path]
+    log_path: Path
+
+    @property
+    def mtimes(self) -> list[int | None]:
+        return [p.stat().st_mtime_ns if p.exists() else None for p in self.paths]
+
+
+@dataclass
+class Job:
+    definition: Definition
+    dataset: str
+    dataset_path: str
+    results_dir: str
+    count: int
+    batch: bool
+    runs: int
+    query_args: list
+    environment: dict
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Job":
+        data = dict(data)
+        data["definition"] = Definition.from_dict(data["definition"])
+        return cls(**data)
+
+    def result_path(self, query_args: Any) -> Path:
+        d = self.definition
+        return result_path(self.results_dir, self.dataset, self.count, d.algorithm, self.batch, d.args, query_args)
+
+
+def _format_args(args: Any) -> str:
+    if isinstance(args, dict):
+        return ", ".join(f"{key}={value}" for key, value in args.items())
+    return ", ".join(str(value) for value in args)
+
+
+def display_name(definition: Definition, query_args: Any) -> str:
+    """What plots and tables call one result, e.g. "hnswlib(M=16, ef=40)"."""
+    parts = [p for p in (_format_args(definition.args), _format_args(query_args)) if p]
+    return f"{definition.algorithm}({', '.join(parts)})"
+
+
+def base_attrs(job: Job, algo_name: str, query_args: Any) -> dict:
+    d = job.definition
+    return {
+        "name": algo_name,
+        "algo": d.algorithm,
+        "dataset": job.dataset,
+        "count": job.count,
+        "batch_mode": job.batch,
+        "run_count": job.runs,
+        "run_group": d.run_group,
+        "build_args": d.args,
+        "base_args": list(d.base_args),
+        "query_args": query_args,
+        "environment": job.environment,
+    }
+
+
+def write_failure(job: Job, query_args: Any, error: str, distance: str = "") -> Path:
+    """Record a failure, except over a good result from an earlier run (a --force re-run that
+    failed): that result stays, and the failure is told in the log and the summary."""
+    path = job.result_path(query_args)
+    if status_of(path) == STATUS_OK:
+        log.warning("%s failed (%s); kept the earlier result %s", json.dumps(query_args), error, path)
+        return path
+    attrs = base_attrs(job, display_name(job.definition, query_args), query_args)
+    attrs.update(status=STATUS_FAILED, error=error, distance=distance)
+    return write_result(path, RunResult(attrs=attrs))
+
+

@@ -1,0 +1,102 @@
+"""Plan a sweep: what is done, what failed before, what is left, and the cores each worker gets.
+
+The unit of work is a definition: one index build and every pending query-argument set
+against it. Finished results are skipped, so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..results.files import STATUS_FAILED, STATUS_OK, params_name, result_dir, result_path, status_of
+from .definitions import Definition
+from .jobs import Settings, Task
+
+
+@dataclass
+class Record:
+    """The fate of one (definition, query args) in this sweep."""
+
+    algorithm: str
+    query_args: Any
+    path: Path
+    status: str  # ran, failed, skipped (done before), skipped-failed (failed before)
+    reason: str = ""
+    log_path: Path | None = None
+
+
+@dataclass
+class Planned:
+    """What a command would do with one definition: results to make, done, failed before."""
+
+    definition: Definition
+    to_run: int
+    done: int
+    failed: int
+
+
+@dataclass
+class Plan:
+    tasks: list[Task]
+    records: list[Record]  # what is skipped
+    definitions: list[Planned] = field(default_factory=list)
+
+    @property
+    def pending_count(self) -> int:
+        return sum(len(t.pending) for t in self.tasks)
+
+
+def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
+    tasks, skipped, counted = [], [], []
+    planned_paths: set[Path] = set()
+    for d in definitions:
+        pending, paths, done, failed = [], [], 0, 0
+        for query_args in d.query_args:
+            path = result_path(settings.results_dir, settings.dataset, settings.count, d.algorithm,
+                               settings.batch, d.args, query_args)
+            if path in planned_paths:
+                continue  # named twice (--algorithm X --algorithm X): one file, planned once
+            planned_paths.add(path)
+            status = None if settings.force else status_of(path)
+            if status == STATUS_OK:
+                skipped.append(Record(d.algorithm, query_args, path, "skipped"))
+                done += 1
+            elif status == STATUS_FAILED and not settings.retry_failed:
+                skipped.append(Record(d.algorithm, query_args, path, "skipped-failed"))
+                failed += 1
+            else:
+                pending.append(query_args)
+                paths.append(path)
+        task = None
+        if pending:
+            log = result_dir(settings.results_dir, settings.dataset, settings.count, d.algorithm,
+                             settings.batch) / "logs" / (params_name(d.args, None) + ".log")
+            task = Task(d, pending, paths, log)
+            tasks.append(task)
+        counted.append((d, task, done, failed))
+    if settings.max_definitions is not None and len(tasks) > settings.max_definitions:
+        # A random subset, as ann-benchmarks does, so repeated capped runs cover everything.
+        tasks = random.sample(tasks, settings.max_definitions)
+    chosen = {id(t) for t in tasks}
+    overview = [Planned(d, len(t.pending) if t is not None and id(t) in chosen else 0, done, failed)
+                for d, t, done, failed in counted]
+    return Plan(tasks, skipped, [p for p in overview if p.to_run or p.done or p.failed])
+
+
+def cpu_slots(parallelism: int, batch: bool) -> list[list[int]]:
+    """Disjoint core sets, one per worker: one core each for single queries, a share for batch."""
+    cores = sorted(os.sched_getaffinity(0))
+    if parallelism < 1 or parallelism > len(cores):
+        raise UserError(f"--parallelism {parallelism} is not possible with {len(cores)} usable cores; "
+                        f"give a number from 1 to {len(cores)}")
+    if not batch:
+        return [[c] for c in cores[:parallelism]]
+    share = len(cores) // parallelism
+    return [cores[i * share:(i + 1) * share] for i in range(parallelism)]
+
+

@@ -1,0 +1,33 @@
+"""The table printed at the end of a sweep: what ran, was skipped and failed, with last words."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .executors.base import log_tail
+from .plan import Record
+
+
+def summary(records: list[Record]) -> tuple[str, bool]:
+    """A table of what ran, was skipped and failed per algorithm; and whether anything failed."""
+    counts: dict[str, Counter] = {}
+    for r in records:
+        counts.setdefault(r.algorithm, Counter())[r.status] += 1
+    columns = ("ran", "failed", "skipped", "skipped-failed")
+    width = max([len("algorithm")] + [len(a) for a in counts])
+    lines = [f"{'algorithm':<{width}}  " + "  ".join(f"{c:>14}" for c in columns)]
+    for algorithm in sorted(counts):
+        lines.append(f"{algorithm:<{width}}  " + "  ".join(f"{counts[algorithm][c]:>14}" for c in columns))
+    failures = [r for r in records if r.status == "failed"]
+    shown_logs = set()
+    for r in failures:
+        lines.append(f"FAILED {r.algorithm} {r.query_args}: {r.reason}")
+        if r.log_path is not None and r.log_path not in shown_logs:
+            shown_logs.add(r.log_path)
+            lines.append(f"  log: {r.log_path}")
+            lines.extend("  | " + line for line in log_tail(r.log_path, 5))
+    previously = sum(1 for r in records if r.status == "skipped-failed")
+    if previously:
+        lines.append(f"{previously} result(s) failed in an earlier run and were not retried "
+                     f"(use --retry-failed or --force)")
+    return "\n".join(lines), bool(failures)
