@@ -29,7 +29,7 @@ from .jobs import Job, base_attrs, display_name, write_failure
 
 WARMUP_QUERIES = 1000
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ann_bench.run.runner")  # by name: the worker runs as __main__
 
 
 class InvalidAnswer(Exception):
