@@ -6,7 +6,10 @@ The work is in ann_bench/run/executors/docker/images.py; see `python install.py 
 
 import sys
 
-from ann_bench.run.executors.docker.images import main
+from ann_bench.bootstrap import ensure_requirements
 
 if __name__ == "__main__":
+    ensure_requirements()  # before anything that needs a third-party package
+    from ann_bench.run.executors.docker.images import main
+
     sys.exit(main())

@@ -8,7 +8,10 @@ See `python plot.py --help` and ann_bench/report/plotting.py.
 
 import sys
 
-from ann_bench.report.plotting import main
+from ann_bench.bootstrap import ensure_requirements
 
 if __name__ == "__main__":
+    ensure_requirements()  # before anything that needs a third-party package
+    from ann_bench.report.plotting import main
+
     sys.exit(main())

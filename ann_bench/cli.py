@@ -21,6 +21,7 @@ from .run.jobs import Settings
 from .run.plan import make_plan
 from .run.summary import summary
 from .run.sweep import run_plan
+from .usage import Formatter
 
 
 def parse_memory(text: str) -> int:
@@ -39,38 +40,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py",
         description="Benchmark approximate nearest neighbour libraries on one dataset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=Formatter,
     )
-    p.add_argument("--dataset", default="random-xs-20-angular",
-                   help="dataset name (short names like glove-100 work); see --list-datasets")
-    p.add_argument("-k", "--count", type=positive_int, default=10, help="number of neighbours to search for")
+    p.add_argument("--dataset", default="random-xs-20-angular", metavar="NAME",
+                   help="a dataset; short names work (glove-100 is glove-100-angular); see --list-datasets")
+    p.add_argument("-k", "--count", type=positive_int, default=10, metavar="K", help="neighbours per query")
     p.add_argument("--algorithm", action="append", metavar="NAME",
                    help="run only this algorithm (repeatable); default: every enabled one for the dataset")
     p.add_argument("--definitions", type=Path, default=DEFAULT_FILE, metavar="FILE",
-                   help="the algorithms file")
+                   help="the algorithms file (grids and entries)")
     p.add_argument("--quick", action="store_true",
-                   help="use each algorithm's small quick grid (a smoke run of every library)")
+                   help="each algorithm's small quick grid (2-3 points) instead of its full grids")
     p.add_argument("--local", action="store_true",
-                   help="run in local processes instead of Docker containers")
-    p.add_argument("--batch", action="store_true", help="give the algorithm all queries at once")
-    p.add_argument("--runs", type=positive_int, default=5,
-                   help="timed passes per query-argument set; the best sets QPS, all are kept")
-    p.add_argument("--timeout", type=float, default=7200.0, help="seconds one definition may take")
-    p.add_argument("--parallelism", type=positive_int, default=1,
-                   help="definitions run at once, each on its own cores")
-    p.add_argument("--memory", type=parse_memory, default=None,
-                   help="memory limit per container (e.g. 8g); default: total memory / parallelism")
+                   help="run each definition in a local process instead of a Docker container")
+    p.add_argument("--batch", action="store_true",
+                   help="give the library all queries at once (its native batch search where it has one)")
+    p.add_argument("--runs", type=positive_int, default=5, metavar="N",
+                   help="timed passes per query-argument set; the best gives QPS, all are kept")
+    p.add_argument("--timeout", type=float, default=7200.0, metavar="S",
+                   help="seconds one definition (its build and all its queries) may take")
+    p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
+                   help="definitions at once, each pinned to its own core (batch mode: its share of the cores)")
+    p.add_argument("--memory", type=parse_memory, default=None, metavar="SIZE",
+                   help="memory limit per container, e.g. 8g (default: 90%% of total memory / --parallelism)")
     p.add_argument("--build", action="store_true", help="build missing Docker images first")
     p.add_argument("--dry-run", action="store_true",
-                   help="list what would run, what is done, and an estimate of the time; run nothing")
-    p.add_argument("--force", action="store_true", help="run again even where results exist")
+                   help="list each definition with what of it is to run, done and failed before, per-algorithm "
+                        "totals and a time estimate saying what it is based on; run nothing")
+    p.add_argument("--force", action="store_true", help="run again what is done")
     p.add_argument("--retry-failed", action="store_true", help="run again what failed before")
     p.add_argument("--max-n-algorithms", type=positive_int, default=None, metavar="N",
                    help="run at most N definitions (a random subset of what is left)")
-    p.add_argument("--list-algorithms", action="store_true", help="list algorithms and exit")
-    p.add_argument("--list-datasets", action="store_true", help="list datasets and exit")
-    p.add_argument("--data-dir", type=Path, default=Path("data"), help="where datasets are kept")
-    p.add_argument("--results", type=Path, default=Path("results"), help="where results are written")
+    p.add_argument("--list-algorithms", action="store_true", help="list the algorithms and exit")
+    p.add_argument("--list-datasets", action="store_true", help="list the datasets and exit")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR", help="where datasets are kept")
+    p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="where results are written")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     logsetup.add_arguments(p)
     return p

@@ -3,15 +3,13 @@ from pathlib import Path
 import pytest
 
 from ann_bench import datasets
-from ann_bench.paths import REPO
-
-# Datasets built once per machine and shared by every test that only reads them.
-DATA_DIR = REPO / "data"
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    return DATA_DIR
+def data_dir(tmp_path_factory) -> Path:
+    """Datasets built once per test session and shared by every test that only reads them; under
+    pytest's temporary folder, never the user's data/."""
+    return tmp_path_factory.mktemp("data")
 
 
 @pytest.fixture(scope="session")

@@ -151,7 +151,7 @@ def test_install_py_rebuilds_from_cache_and_reports_failures(built, tmp_path):
 
 def test_missing_image_is_reported_with_the_command_to_build_it(engine, tmp_path, data_dir, capsys):
     definition = Definition("ghost", "g", "m", "C", "not-built-xyz")
-    message = "image ann-bench-not-built-xyz is not built: run `python install.py --algorithm ghost`"
+    message = "image ann-bench-not-built-xyz is not built: run `.venv/bin/python install.py --algorithm ghost`"
     assert DockerExecutor().problems([definition]) == [message]
     assert DockerExecutor(definitions_file=ROOT / "algorithms.yaml").problems([definition]) == [message]
     assert images.missing_images([definition]) == ["not-built-xyz"]
@@ -161,7 +161,7 @@ def test_missing_image_is_reported_with_the_command_to_build_it(engine, tmp_path
     ghosts.write_text("algorithms:\n  ghost:\n    module: m\n    constructor: C\n    image: not-built-xyz\n"
                       "    metrics: [angular]\n    run_groups: {g: {args: [], query_args: []}}\n")
     assert sweep(tmp_path, data_dir, tmp_path / "results", ghosts) == 2
-    assert f"run `python install.py --definitions {ghosts} --algorithm ghost`" in capsys.readouterr().err
+    assert f"run `.venv/bin/python install.py --definitions {ghosts} --algorithm ghost`" in capsys.readouterr().err
 
 
 def test_build_builds_only_the_missing_image_on_the_existing_base(built, engine, tmp_path, data_dir,

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import DatasetError, UserError
+from ..paths import PYTHON
 from .distance import METRICS, n_items
 from .groundtruth import exact_knn
 
@@ -76,7 +77,7 @@ def _read_tail(dataset):
 
 
 def _fetch_command(path):
-    command = f"python -m ann_bench.datasets {path.stem}"
+    command = f"{PYTHON} -m ann_bench.datasets {path.stem}"
     if path.parent.resolve() != Path("data").resolve():
         command += f" --data-dir {path.parent}"
     return command

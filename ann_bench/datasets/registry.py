@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DatasetError, UnknownNameError
+from ..paths import PYTHON
 from . import builders
 from .download import DEFAULT_BASE_URL, URL_ENV, download
 from .hdf5 import validate, write_dataset
@@ -103,7 +104,7 @@ def resolve_name(name):
     if matches:
         raise UnknownNameError(f"dataset {name!r} is ambiguous: {', '.join(matches)}")
     raise UnknownNameError(f"unknown dataset {name!r}; closest: {', '.join(_closest(name))} "
-                           f"(all: python -m ann_bench.datasets --list)")
+                           f"(all: {PYTHON} -m ann_bench.datasets --list)")
 
 
 def _closest(name, n=3):

@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import datasets
 from .. import log as logsetup
 from ..errors import UnknownNameError
+from ..paths import PYTHON
 from ..results.files import iter_result_paths
 
 DEFAULT_COUNT = 10
@@ -18,7 +19,7 @@ def mode_label(batch: bool | None) -> str:
 
 
 def run_command(dataset: str, count: int, batch: bool, results_dir: Path | str = "results") -> str:
-    command = f"python run.py --dataset {dataset}"
+    command = f"{PYTHON} run.py --dataset {dataset}"
     if count != DEFAULT_COUNT:
         command += f" --count {count}"
     if batch:
@@ -56,6 +57,6 @@ def positive_int(text: str) -> int:
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     """Where results and datasets are, and how much to say: the same in every report command."""
-    p.add_argument("--results", type=Path, default=Path("results"), help="results directory (default results)")
-    p.add_argument("--data-dir", type=Path, default=Path("data"), help="datasets directory (default data)")
+    p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="results directory")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR", help="datasets directory")
     logsetup.add_arguments(p)

@@ -27,6 +27,7 @@ from .. import log as logsetup
 from ..atomic import write_atomically
 from ..errors import UserError, report
 from ..run.definitions import load_algorithms
+from ..usage import Formatter
 from .cache import metrics_for_results
 from .common import DEFAULT_COUNT, add_common_arguments, dataset_name, mode_label, no_results_message, positive_int
 from .metrics import METRICS
@@ -183,18 +184,23 @@ def plot_rows(rows: list[dict], output: Path | str, x_metric: str = DEFAULT_X, y
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="plot.py", description="Plot two metrics (default recall vs QPS) "
-                                "for every algorithm run on a dataset, one Pareto frontier per algorithm.")
-    p.add_argument("--dataset", required=True, help="dataset name, e.g. glove-100-angular")
-    p.add_argument("--count", "-k", type=positive_int, default=DEFAULT_COUNT,
-                   help=f"number of neighbours searched for (default {DEFAULT_COUNT})")
-    p.add_argument("-x", "--x-axis", choices=list(METRICS), default=DEFAULT_X, help=f"default {DEFAULT_X}")
-    p.add_argument("-y", "--y-axis", choices=list(METRICS), default=DEFAULT_Y, help=f"default {DEFAULT_Y}")
-    p.add_argument("-X", "--x-scale", choices=SCALES, default="linear", help="default linear")
-    p.add_argument("-Y", "--y-scale", choices=SCALES, default="log", help="default log")
+    p = argparse.ArgumentParser(prog="plot.py", formatter_class=Formatter,
+                                description="Plot two metrics (default recall vs QPS) for every algorithm run on "
+                                "a dataset, one Pareto frontier per algorithm.")
+    metrics = ", ".join(METRICS)
+    p.add_argument("--dataset", required=True, metavar="NAME", help="dataset name, e.g. glove-100-angular")
+    p.add_argument("-k", "--count", type=positive_int, default=DEFAULT_COUNT, metavar="K",
+                   help="neighbours per query of the results to plot")
+    p.add_argument("-x", "--x-axis", choices=list(METRICS), default=DEFAULT_X, metavar="METRIC",
+                   help=f"metric on the x axis, one of: {metrics}")
+    p.add_argument("-y", "--y-axis", choices=list(METRICS), default=DEFAULT_Y, metavar="METRIC",
+                   help="metric on the y axis")
+    p.add_argument("-X", "--x-scale", choices=SCALES, default="linear", metavar="SCALE",
+                   help=f"x axis scale: {', '.join(SCALES)}")
+    p.add_argument("-Y", "--y-scale", choices=SCALES, default="log", metavar="SCALE", help="y axis scale")
     p.add_argument("--raw", action="store_true", help="draw every result, not only the frontiers")
     p.add_argument("--batch", action="store_true", help="plot batch-mode results")
-    p.add_argument("-o", "--output", type=Path,
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="image file (default <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].png)")
     add_common_arguments(p)
     return p

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from ....paths import PACKAGE
+from ....paths import PACKAGE, PYTHON
 from ...definitions import DEFAULT_FILE, Definition
 from ..base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
 from . import images
@@ -57,7 +57,7 @@ def not_built_message(image: str, algorithm: str, definitions_file: Path | str |
     options = ""
     if definitions_file is not None and Path(definitions_file).resolve() != DEFAULT_FILE:
         options = f" --definitions {shlex.quote(str(definitions_file))}"
-    return f"image {image_tag(image)} is not built: run `python install.py{options} --algorithm {algorithm}`"
+    return f"image {image_tag(image)} is not built: run `{PYTHON} install.py{options} --algorithm {algorithm}`"
 
 
 def engine_error(error: Exception) -> str:
