@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     )
     plan = make_plan(definitions, settings)
     if args.dry_run:
-        print(dry_run_table(plan, settings))
+        print(dry_run_table(plan, settings, executor.name))
         return 0
     # Only what will run needs its image; finished definitions need nothing.
     problems = executor.problems([task.definition for task in plan.tasks], build=args.build)

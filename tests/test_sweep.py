@@ -9,17 +9,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 
 from ann_bench import cli
-from ann_bench.datasets import write_dataset
 from ann_bench.errors import UserError
 from ann_bench.paths import REPO as ROOT
-from ann_bench.results.files import RunResult, iter_result_paths, read_result, result_path, write_result
+from ann_bench.results.files import iter_result_paths, read_result
 from ann_bench.run import sweep
 from ann_bench.run.definitions import Definition
-from ann_bench.run.estimate import dry_run_table
 from ann_bench.run.executors import Executor, LocalExecutor, Outcome
 from ann_bench.run.jobs import Settings
 from ann_bench.run.plan import cpu_slots, make_plan
@@ -141,35 +138,6 @@ def test_killing_run_py_leaves_no_worker_and_keeps_finished_results(tmp_path, da
     assert statuses(tmp_path) == ["ok"]
 
 
-def dry_run_rows(out):
-    """The dry run's definition lines (name -> counts) and totals lines (algorithm -> fields)."""
-    definitions, totals = {}, {}
-    for line in out.splitlines():
-        fields = line.split()
-        if fields and fields[0].isdigit():
-            definitions[fields[3]] = fields[:3]
-        elif fields and fields[0] == "scripted":
-            totals[fields[0]] = fields[1:]
-    return definitions, totals
-
-
-def test_dry_run_lists_definitions_and_estimates_from_earlier_results(tmp_path, data_dir, xs_angular, capsys):
-    assert run(tmp_path, data_dir, "good", "--dry-run") == 0
-    definitions, totals = dry_run_rows(capsys.readouterr().out)
-    assert definitions == {"scripted(rule=good)": ["2", "0", "0"]}
-    assert totals["scripted"][:5] == ["1", "2", "0", "0", "unknown"] and statuses(tmp_path) == []
-    assert run(tmp_path, data_dir, "good", "--max-n-algorithms", "1") == 0
-    capsys.readouterr()
-    assert run(tmp_path, data_dir, "good, other", "--dry-run") == 0
-    out = capsys.readouterr().out
-    definitions, totals = dry_run_rows(out)
-    assert definitions == {"scripted(rule=good)": ["0", "2", "0"], "scripted(rule=other)": ["2", "0", "0"]}
-    # 1 definition to build, 2 results to make, 2 done, 0 failed; timed from this dataset's results.
-    assert totals["scripted"][:4] == ["1", "2", "2", "0"] and totals["scripted"][5:] == ["s", "(same", "dataset)"]
-    assert "rough" not in out
-    assert statuses(tmp_path) == ["ok", "ok"]  # a dry run runs nothing
-
-
 def scripted(rule, modes=("good", "bad"), group="g"):
     return Definition(algorithm="scripted", run_group=group, module="tests.misbehaving", constructor="Scripted",
                       image="scripted", base_args=("angular",), args={"rule": rule},
@@ -178,36 +146,6 @@ def scripted(rule, modes=("good", "bad"), group="g"):
 
 def settings_for(tmp_path, dataset_path, dataset="random-xs-20-angular"):
     return Settings(dataset=dataset, dataset_path=dataset_path, results_dir=tmp_path / "results", count=10, runs=1)
-
-
-def write_dataset_of(path, n_train, n_test):
-    rng = np.random.default_rng(0)
-    write_dataset(path, rng.random((n_train, 4)), rng.random((n_test, 4)), "euclidean", count=10, progress=False)
-
-
-def write_past_results(results_dir, dataset, build_time, library_seconds):
-    for mode in ("good", "bad"):
-        path = result_path(results_dir, dataset, 10, "scripted", False, {"rule": "good"}, {"mode": mode})
-        write_result(path, RunResult(attrs={"status": "ok", "build_time": build_time,
-                                            "library_seconds": library_seconds, "run_count": 1}))
-
-
-def test_dry_run_scales_from_the_nearest_other_dataset_and_says_so(tmp_path):
-    data = tmp_path / "data"
-    write_dataset_of(data / "big.hdf5", 400, 30)
-    settings = settings_for(tmp_path, data / "big.hdf5", "big")
-    plan = make_plan([scripted("good")], settings)
-    write_past_results(settings.results_dir, "small", build_time=2.0, library_seconds=1.0)
-    write_past_results(settings.results_dir, "tiny", build_time=100.0, library_seconds=100.0)
-    # Results without their dataset's file give nothing to scale by.
-    assert "unknown" in dry_run_table(plan, settings).splitlines()[-1]
-
-    write_dataset_of(data / "small.hdf5", 100, 10)
-    write_dataset_of(data / "tiny.hdf5", 20, 10)
-    out = dry_run_table(plan, settings)
-    # small is nearer in size than tiny: build 2 s x 4 (train), each query set 1 s x 3 (test).
-    assert "scripted" in out and "14 s (scaled from small)" in out
-    assert "rough" in out.splitlines()[-1]
 
 
 class BrokenEngine(LocalExecutor):

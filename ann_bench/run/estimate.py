@@ -1,84 +1,66 @@
-"""How long a planned sweep will take, from earlier results: the dry-run table."""
+"""How long a planned sweep will take: a range per algorithm, and what each range is based on.
+
+Costs are modelled per build and per query-argument set, from the results already in the tree:
+- a setting measured before (a resumed definition) costs what it cost then, give or take noise;
+- an unmeasured setting of a measured grid is read off a power law fitted to the measured
+  ones (cost against each numeric argument, in log-log), or, with too few points, taken from
+  the nearest measured setting, between constant and linear in the change of effort. That is
+  what keeps an annoy resume from being priced like the cheap search_k values already done;
+- with nothing on this dataset, the nearest dataset's costs are scaled by data size, with a
+  wide range, since costs also depend on how hard the data is;
+- else the estimate is "unknown", and says so.
+Ranges add up (low with low, high with high); the wall-time range divides the work between the
+definitions run at once.
+"""
 
 from __future__ import annotations
 
 import math
-import statistics
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
+import numpy as np
 
-from ..results.files import STATUS_OK, read_result, result_dir
+from ..results.files import STATUS_OK, canonical_json, read_result, result_dir
+from .definitions import Definition
 from .jobs import Settings, display_name
-from .plan import Plan
+from .plan import Plan, Planned
+
+# Around a measured cost: timing noise between runs of the same setting.
+NOISE = (0.8, 1.25)
+# Around a cost read off a fitted power law or scaled from another dataset.
+FIT_SPREAD = 2.0
+SCALED_SPREAD = 3.0
+# Seconds per definition outside library calls (start-up, loading the data, writing results),
+# by executor: bench/docker_overhead.py measured ~0.7 s local and ~1.5 s in Docker.
+START_UP = {"docker": (1.0, 4.0), "local": (0.4, 2.0)}
 
 
-def _past_costs(directory: Path, runs: int) -> tuple[float, float] | None:
-    """Median build time and median seconds per query set of the results in directory, if any."""
-    builds, queries = [], []
-    for path in sorted(directory.glob("*.hdf5")) if directory.is_dir() else []:
-        attrs = read_result(path, arrays=False).attrs
-        if attrs.get("status") == STATUS_OK and "library_seconds" in attrs:
-            builds.append(float(attrs["build_time"]))
-            # Seconds scale with the number of timed passes; warm-up counts as one more.
-            queries.append(float(attrs["library_seconds"]) * (runs + 1) / (attrs["run_count"] + 1))
-    if not builds:
-        return None
-    return statistics.median(builds), statistics.median(queries)
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float
+
+    def __add__(self, other: Range) -> Range:
+        return Range(self.low + other.low, self.high + other.high)
+
+    def __mul__(self, factor: float) -> Range:
+        return Range(self.low * factor, self.high * factor)
+
+    def widened(self, low: float, high: float) -> Range:
+        return Range(self.low * low, self.high * high)
+
+    def text(self) -> str:
+        return duration(self.low) if _same_text(self.low, self.high) else f"{duration(self.low)}-{duration(self.high)}"
 
 
-def _data_size(path: Path) -> tuple[int, int] | None:
-    """Values stored in train and in test (points x dimension; set items for sparse data)."""
-    try:
-        with h5py.File(path, "r") as f:
-            sizes = f["train"].size, f["test"].size
-    except (OSError, KeyError):
-        return None
-    return sizes if min(sizes) > 0 else None
+ZERO = Range(0.0, 0.0)
 
 
-@dataclass
-class Estimate:
-    build: float  # seconds per definition
-    query: float  # seconds per query-argument set
-    source: str
-
-
-def estimate(settings: Settings, algorithm: str) -> Estimate | None:
-    """Costs from this dataset's earlier results, else scaled from another dataset's, else None.
-
-    Scaling assumes time in proportion to the data (train values for a build, test values for
-    a query set): rough, since real costs also depend on the algorithm and the distribution.
-    The other dataset's file must be in the same data directory, to know its size.
-    """
-    here = _past_costs(result_dir(settings.results_dir, settings.dataset, settings.count, algorithm,
-                                  settings.batch), settings.runs)
-    if here is not None:
-        return Estimate(*here, "same dataset")
-    target = _data_size(settings.dataset_path)
-    if target is None:
-        return None
-    candidates = []
-    for count_dir in sorted(Path(settings.results_dir).glob("*/*")):
-        dataset, count = count_dir.parent.name, count_dir.name
-        if not count.isdigit() or (dataset, int(count)) == (settings.dataset, settings.count):
-            continue
-        costs = _past_costs(result_dir(settings.results_dir, dataset, int(count), algorithm, settings.batch),
-                            settings.runs)
-        size = _data_size(settings.dataset_path.with_name(f"{dataset}.hdf5")) if costs else None
-        if size is not None:
-            # The nearest dataset in size needs the least scaling; the same k is better still.
-            closeness = (abs(math.log(target[0] / size[0])), int(count) != settings.count)
-            candidates.append((closeness, dataset, int(count), costs, size))
-    if not candidates:
-        return None
-    _, dataset, count, (build, query), (train, test) = min(candidates)
-    source = f"scaled from {dataset}" + (f" k={count}" if count != settings.count else "")
-    return Estimate(build * target[0] / train, query * target[1] / test, source)
-
-
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 120:
@@ -88,38 +70,247 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def dry_run_table(plan: Plan, settings: Settings) -> str:
+def _same_text(a: float, b: float) -> bool:
+    return duration(a) == duration(b)
+
+
+@dataclass
+class Observation:
+    """One measured cost: the arguments that produced it (flattened) and its seconds."""
+
+    args: dict[str, Any]
+    seconds: float
+
+
+def flatten(*argument_sets: Any) -> dict[str, Any]:
+    """Build and query arguments as one mapping; positional ones are named by position."""
+    flat: dict[str, Any] = {}
+    for prefix, args in zip(("b", "q"), argument_sets):
+        items = args.items() if isinstance(args, dict) else enumerate(args or ())
+        for key, value in items:
+            flat[f"{prefix}.{key}"] = value
+    return flat
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+@dataclass
+class CostModel:
+    """Seconds of one kind of work (a build, or a query set) as a function of its arguments."""
+
+    observations: list[Observation] = field(default_factory=list)
+
+    def predict(self, args: dict[str, Any]) -> tuple[Range, str] | None:
+        if not self.observations:
+            return None
+        same = [o.seconds for o in self.observations if o.args == args]
+        if same:
+            return Range(min(same), max(same)).widened(*NOISE), "measured"
+        # Only settings that agree on every non-numeric argument say anything about this one.
+        fixed = {k: v for k, v in args.items() if not _numeric(v)}
+        alike = [o for o in self.observations
+                 if {k: v for k, v in o.args.items() if not _numeric(v)} == fixed and o.args.keys() == args.keys()]
+        if not alike:
+            seconds = [o.seconds for o in self.observations]
+            return Range(min(seconds), max(seconds)).widened(1 / FIT_SPREAD, FIT_SPREAD), "other settings"
+        fitted = _power_law(alike, args)
+        if fitted is not None:
+            return fitted, f"fitted on {len(alike)} results"
+        return _nearest(alike, args), "nearest setting"
+
+
+def _power_law(alike: list[Observation], args: dict[str, Any]) -> Range | None:
+    """log(seconds) = a + sum b_k log(x_k), for the numeric arguments that vary; None when the
+    points are too few to fit (two more than the unknowns)."""
+    keys = [k for k, v in args.items() if _numeric(v) and len({o.args[k] for o in alike}) > 1]
+    if len(alike) < len(keys) + 2 or not keys:
+        return None
+    X = np.array([[1.0] + [math.log(o.args[k]) for k in keys] for o in alike])
+    y = np.log([max(o.seconds, 1e-6) for o in alike])
+    coefficients, *_ = np.linalg.lstsq(X, y, rcond=None)
+    # More effort never costs less, and rarely more than quadratically.
+    coefficients[1:] = np.clip(coefficients[1:], 0.0, 2.0)
+    residuals = y - X @ coefficients
+    sigma = float(np.sqrt(np.mean(residuals ** 2)))
+    target = np.array([1.0] + [math.log(args[k]) for k in keys])
+    # Beyond the measured values the law is less sure: widen by how far out the target is.
+    outside = max(max(0.0, math.log(args[k]) - max(math.log(o.args[k]) for o in alike),
+                      min(math.log(o.args[k]) for o in alike) - math.log(args[k])) for k in keys)
+    spread = math.exp(2 * sigma + 0.3 * outside) * FIT_SPREAD ** 0.5
+    centre = math.exp(float(target @ coefficients))
+    return Range(centre / spread, centre * spread)
+
+
+def _nearest(alike: list[Observation], args: dict[str, Any]) -> Range:
+    """From the nearest measured setting, between constant and linear in the change of effort."""
+    def distance(o: Observation) -> float:
+        return sum(abs(math.log(args[k] / o.args[k])) for k in args if _numeric(args[k]) and _numeric(o.args[k]))
+    nearest = min(alike, key=distance)
+    ratio = math.prod(args[k] / nearest.args[k] for k in args if _numeric(args[k]) and _numeric(nearest.args[k]))
+    return Range(nearest.seconds * min(1.0, ratio), nearest.seconds * max(1.0, ratio)).widened(*NOISE)
+
+
+@dataclass
+class AlgorithmCosts:
+    builds: CostModel
+    queries: CostModel
+
+
+def past_costs(directory: Path, runs: int) -> AlgorithmCosts:
+    """The builds and query sets measured in one algorithm's result directory."""
+    builds: dict[str, Observation] = {}
+    queries = CostModel()
+    for path in sorted(directory.glob("*.hdf5")) if directory.is_dir() else []:
+        result = read_result(path, arrays=False)
+        attrs = result.attrs
+        if result.status != STATUS_OK or "library_seconds" not in attrs:
+            continue
+        build_args, query_args = result.build_args, result.query_args
+        builds.setdefault(canonical_json(build_args), Observation(flatten(build_args), float(attrs["build_time"])))
+        # Seconds scale with the number of timed passes; the warm-up counts as one more.
+        query_seconds = float(attrs["library_seconds"]) * (runs + 1) / (int(attrs.get("run_count", runs)) + 1)
+        queries.observations.append(Observation(flatten(build_args, query_args), query_seconds))
+    return AlgorithmCosts(CostModel(list(builds.values())), queries)
+
+
+def data_size(path: Path) -> tuple[int, int] | None:
+    """Values stored in train and in test (points x dimension; set items for sparse data)."""
+    try:
+        with h5py.File(path, "r") as f:
+            sizes = int(f["train"].size), int(f["test"].size)
+    except (OSError, KeyError):
+        return None
+    return sizes if min(sizes) > 0 else None
+
+
+@dataclass
+class Basis:
+    """Where an algorithm's costs come from: this dataset, or another one scaled to this one."""
+
+    costs: AlgorithmCosts
+    source: str  # "" for this dataset, else "scaled from NAME"
+    build_scale: Range = Range(1.0, 1.0)
+    query_scale: Range = Range(1.0, 1.0)
+
+
+def basis_for(settings: Settings, algorithm: str) -> Basis | None:
+    here = past_costs(result_dir(settings.results_dir, settings.dataset, settings.count, algorithm,
+                                 settings.batch), settings.runs)
+    if here.builds.observations:
+        return Basis(here, "")
+    target = data_size(settings.dataset_path)
+    if target is None:
+        return None
+    candidates = []
+    for count_dir in sorted(Path(settings.results_dir).glob("*/*")):
+        dataset, count = count_dir.parent.name, count_dir.name
+        if not count.isdigit() or (dataset, int(count)) == (settings.dataset, settings.count):
+            continue
+        costs = past_costs(result_dir(settings.results_dir, dataset, int(count), algorithm, settings.batch),
+                           settings.runs)
+        size = data_size(settings.dataset_path.with_name(f"{dataset}.hdf5")) if costs.builds.observations else None
+        if size is not None:
+            # The nearest dataset in size needs the least scaling; the same k is better still.
+            closeness = (abs(math.log(target[0] / size[0])), int(count) != settings.count)
+            candidates.append((closeness, dataset, int(count), costs, size))
+    if not candidates:
+        return None
+    _, dataset, count, costs, (train, test) = min(candidates)
+    train_ratio, test_ratio = target[0] / train, target[1] / test
+    source = f"scaled from {dataset}" + (f" k={count}" if count != settings.count else "")
+    # A build grows at least with the data and at most a little faster (n log n, n^1.3); a query
+    # set with the queries, times at most the growth of what each query searches (linear for
+    # exhaustive search), and differences in the data's difficulty on top of both.
+    build = Range(train_ratio, train_ratio ** 1.3 if train_ratio > 1 else train_ratio ** 0.7)
+    query = Range(test_ratio * min(1.0, train_ratio), test_ratio * max(1.0, train_ratio))
+    return Basis(costs, source, build.widened(1 / SCALED_SPREAD, SCALED_SPREAD),
+                 query.widened(1 / SCALED_SPREAD, SCALED_SPREAD))
+
+
+@dataclass
+class Estimate:
+    """The time one algorithm's planned work takes, and the kinds of evidence behind it."""
+
+    work: Range
+    longest_definition: Range
+    bases: list[str]
+
+    @property
+    def source(self) -> str:
+        return ", ".join(dict.fromkeys(self.bases))
+
+
+def estimate_definitions(planned: Iterable[tuple[Definition, Sequence[Any]]], settings: Settings,
+                         algorithm: str, executor: str = "docker") -> Estimate | None:
+    """The range for one algorithm's definitions (each with its pending query-argument sets)."""
+    basis = basis_for(settings, algorithm)
+    if basis is None:
+        return None
+    start_up = Range(*START_UP.get(executor, START_UP["docker"]))
+    work, longest, bases = ZERO, ZERO, []
+    for definition, pending in planned:
+        if not pending:
+            continue
+        build = basis.costs.builds.predict(flatten(definition.args))
+        if build is None:
+            return None
+        cost = start_up + Range(build[0].low * basis.build_scale.low, build[0].high * basis.build_scale.high)
+        bases.append(basis.source or build[1])
+        for query_args in pending:
+            query = basis.costs.queries.predict(flatten(definition.args, query_args))
+            if query is None:
+                return None
+            cost = cost + Range(query[0].low * basis.query_scale.low, query[0].high * basis.query_scale.high)
+            bases.append(basis.source or query[1])
+        work = work + cost
+        longest = Range(max(longest.low, cost.low), max(longest.high, cost.high))
+    return Estimate(work, longest, bases)
+
+
+def wall_time(estimates: Sequence[Estimate], parallelism: int) -> Range:
+    """The sweep's wall time: the work shared between the definitions run at once, and never less
+    than the longest single definition."""
+    work = sum((e.work for e in estimates), ZERO)
+    low = max([work.low / parallelism] + [e.longest_definition.low for e in estimates])
+    high = work.high / parallelism + max([0.0] + [e.longest_definition.high for e in estimates])
+    return Range(low, high)
+
+
+def dry_run_table(plan: Plan, settings: Settings, executor: str = "docker") -> str:
     """Each definition a command would run and what of it is done; per-algorithm totals with a
-    time estimate, saying where each estimate comes from."""
+    time range, saying what each range is based on."""
     overview = sorted(plan.definitions, key=lambda p: p.definition.algorithm)  # stable: file order within
     lines = [f"{'to run':>6} {'done':>5} {'failed':>6}  definition"]
     lines += [f"{p.to_run:>6} {p.done:>5} {p.failed:>6}  {display_name(p.definition, ())}" for p in overview]
-    totals: dict[str, list[int]] = {}
+    pending = {id(task.definition): task.pending for task in plan.tasks}
+    by_algorithm: dict[str, list[Planned]] = {}
     for p in overview:
-        row = totals.setdefault(p.definition.algorithm, [0, 0, 0, 0])
-        row[0] += p.to_run > 0
-        row[1] += p.to_run
-        row[2] += p.done
-        row[3] += p.failed
-    width = max([len("algorithm")] + [len(a) for a in totals])
+        by_algorithm.setdefault(p.definition.algorithm, []).append(p)
+    width = max([len("algorithm")] + [len(a) for a in by_algorithm])
     lines += ["", f"{'algorithm':<{width}} {'builds':>6} {'to run':>6} {'done':>5} {'failed':>6}  estimate"]
-    total, unknown, scaled = 0.0, [], False
-    for algorithm, (builds, to_run, done, failed) in totals.items():
-        costs = estimate(settings, algorithm) if builds else Estimate(0.0, 0.0, "nothing to run")
-        if costs is None:
+    estimates, unknown, scaled = [], [], False
+    for algorithm, rows in by_algorithm.items():
+        builds = sum(p.to_run > 0 for p in rows)
+        counts = (sum(p.to_run for p in rows), sum(p.done for p in rows), sum(p.failed for p in rows))
+        if builds:
+            work = [(p.definition, pending.get(id(p.definition), ())) for p in rows]
+            estimate = estimate_definitions(work, settings, algorithm, executor)
+        else:
+            estimate = Estimate(ZERO, ZERO, ["nothing to run"])
+        if estimate is None:
             text = "unknown (no earlier result of it with a dataset file to scale from)"
             unknown.append(algorithm)
         else:
-            seconds = builds * costs.build + to_run * costs.query
-            total += seconds
-            scaled |= costs.source.startswith("scaled")
-            text = f"{_duration(seconds)} ({costs.source})"
-        lines.append(f"{algorithm:<{width}} {builds:>6} {to_run:>6} {done:>5} {failed:>6}  {text}")
+            estimates.append(estimate)
+            scaled |= estimate.source.startswith("scaled")
+            text = f"{estimate.work.text()} ({estimate.source})"
+        lines.append(f"{algorithm:<{width}} {builds:>6} {counts[0]:>6} {counts[1]:>5} {counts[2]:>6}  {text}")
     note = f", not counting {', '.join(unknown)} (unknown)" if unknown else ""
-    lines.append(f"estimated time in library calls: {_duration(total)}{note}")
+    lines.append(f"estimated wall time: {wall_time(estimates, settings.parallelism).text()} "
+                 f"with {settings.parallelism} definition(s) at once{note}")
     if scaled:
-        lines.append("scaled estimates assume time in proportion to the data size (train points x dimension "
-                     "per build, queries x dimension per query set): a rough guide only")
+        lines.append("scaled ranges assume time grows with the data size (train values per build, test values per "
+                     "query set) and allow for a harder or easier dataset: a rough guide only")
     return "\n".join(lines)
-
-
