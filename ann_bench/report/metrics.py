@@ -133,10 +133,9 @@ def relative_error(true_distances, result: RunResult, count: int) -> float:
 # --- attributes -----------------------------------------------------------------------------
 
 def _attr(result: RunResult, key: str) -> float:
-    value = result.attrs.get(key)
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        return float(result.attrs[key])
+    except (KeyError, TypeError, ValueError):
         return NAN
 
 

@@ -158,8 +158,9 @@ def figure(rows: list[dict], chart: Chart, texts: dict[str, str], every_run: boo
 def thumbnail(rows: list[dict], texts: dict[str, str]) -> dict:
     """A small recall/QPS chart of frontiers for the index: no legend, no interaction."""
     fig, _ = figure(rows, MAIN, texts, height=240)
+    fig["data"] = [trace for trace in fig["data"] if trace["meta"]["kind"] == "frontier"]
     for trace in fig["data"]:
-        trace.pop("error_y", None)
+        trace.pop("error_y")
     fig["layout"].update(showlegend=False, margin={"l": 50, "r": 10, "t": 10, "b": 40})
     fig["config"] = {"staticPlot": True, "responsive": True}
     return fig

@@ -32,6 +32,10 @@ MACHINE_KEYS = (("cpu_model", "machines (CPU models)"), ("harness_revision", "ha
                 ("harness_digest", "harness digests"), ("executor", "executors"))
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def slug(text: str) -> str:
     """A file-name-safe spelling of a dataset or algorithm name."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text) or "_"
@@ -116,15 +120,15 @@ class Group:
             if len(values) > 1:
                 counts = Counter(environment_of(r)[key] for r in runs)
                 lines.append(f"Results on this page come from {len(values)} {what}: "
-                             + "; ".join(f"{v} ({counts[v]} runs)" for v in values) + ".")
+                             + "; ".join(f"{v} ({plural(counts[v], 'run')})" for v in values) + ".")
         no_env = sum(1 for r in runs if not r.get("environment"))
         if no_env:
             lines.append(f"{no_env} of {len(runs)} runs record no environment (files from an older harness or "
                          "from ann-benchmarks): their machine and versions are unknown.")
         flagged = sum(1 for r in self.rows if unsettled(r))
         if flagged:
-            lines.append(f"{flagged} runs have timed passes that disagree by more than 10 %: "
-                         "their QPS is marked in the charts and tables.")
+            lines.append(f"In {plural(flagged, 'run')} of {len(self.rows)} the timed passes disagree by more than "
+                         "10 %: marked in the charts (a red ring) and the tables (⚠).")
         return lines
 
     def environments(self) -> list[dict]:

@@ -80,7 +80,7 @@ def qps_table(rows: list[dict]) -> list[dict]:
     """The QPS-at-recall table of one mode: per algorithm, per target, the best run's figures."""
     lines = []
     for algorithm, cells in qps_at_recall(rows).items():
-        shown = []
+        shown: list[dict | None] = []
         for target in RECALL_TARGETS:
             best = cells[target]
             if best is None:
