@@ -45,13 +45,12 @@ def make_results(results: Path, dataset: str, truth: np.ndarray, algorithms: lis
                  rng: np.random.Generator) -> int:
     """n_files result files of dataset: per algorithm, builds x query settings, both modes."""
     written = 0
-    per_algorithm = max(1, n_files // len(algorithms))
-    for algorithm, batch in itertools.product(algorithms, (False, True)):
-        share = per_algorithm // 2 + (per_algorithm % 2 if not batch else 0)
+    for index, (algorithm, batch) in enumerate(itertools.product(algorithms, (False, True))):
+        modes = 2 * len(algorithms)
+        share = n_files // modes + (1 if index < n_files % modes else 0)
         builds = max(1, share // 8)
+        speed = 0.5 + rng.random() * 2  # each algorithm its own curve
         for i in range(share):
-            if written >= n_files:
-                return written
             build_args, query_args = {"M": 4 * (1 + i % builds)}, {"ef": 10 * (1 + i // builds)}
             path = result_path(results, dataset, K, algorithm, batch, build_args, query_args)
             attrs = {"name": f"{algorithm}(M={build_args['M']}, ef={query_args['ef']})", "algo": algorithm,
@@ -71,8 +70,8 @@ def make_results(results: Path, dataset: str, truth: np.ndarray, algorithms: lis
                 recall = min(1.0, 0.3 + 0.7 * (i + 1) / share)
                 distances = truth.copy()
                 distances[rng.random(truth.shape) > recall] += 1e3
-                best = 1e-4 / recall
-                run_times = best * QUERIES * (1 + rng.random(5) * 0.15)
+                best = 1e-4 / speed / (1.05 - recall) ** 0.7
+                run_times = best * QUERIES * (1 + rng.random(5) * (0.3 if rng.random() < 0.03 else 0.06))
                 run_times[0] = best * QUERIES
                 attrs.update(status="ok", best_search_time=best, build_time=1.0 + i % builds,
                              index_size=1000.0 * (1 + i % builds), candidates=float(K), distance="euclidean")

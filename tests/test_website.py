@@ -94,6 +94,10 @@ def test_figures_are_valid_plotly_figures_with_a_frontier_per_algorithm(site):
     # hnswlib M=16 ef=10 (0.7, 8000) is beaten by nothing: on the frontier with M=8's points
     assert frontiers["hnswlib"]["x"] == pytest.approx([0.6, 0.7, 0.8, 0.9, 1.0])
     assert "build: M=16<br>query: ef=10" in frontiers["hnswlib"]["text"][1]
+    (ring,) = [t for t in main["data"] if t["meta"]["kind"] == "unsettled"]
+    assert ring["x"] == pytest.approx([0.8]) and "passes differ by 30 %" in ring["text"][0]
+    (annoy,) = [t for t in main["data"] if t["name"] == "annoy"]
+    assert annoy["error_y"]["arrayminus"] == pytest.approx([7000 - 7000 / 1.04, 2500 - 2500 / 1.3, 900 - 900 / 1.04])
 
 
 def test_qps_at_recall_table_and_spread(site, xs_euclidean):

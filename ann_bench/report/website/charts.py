@@ -2,9 +2,10 @@
 
 Each chart of a dataset page has one trace per algorithm with its Pareto frontier (meta kind
 "frontier"); the recall/QPS chart adds every run as faint points (kind "runs"), error bars from
-the slowest to the fastest pass, and a ring around runs whose passes disagree by more than
-10 % (kind "unsettled"). A run that a chart cannot place (no value, or not positive on a log
-axis) is counted in the chart's note, never dropped without a word.
+the slowest to the fastest pass, and a ring around frontier runs whose passes disagree by more
+than 10 % (kind "unsettled"; the hover text of any such run says so too). A run that a chart
+cannot place (no value, or not positive on a log axis) is counted in the chart's note, never
+dropped without a word.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ def figure(rows: list[dict], chart: Chart, texts: dict[str, str], every_run: boo
             placed[row["algorithm"]].append(row)
     spread = chart.y == "qps"
     traces = []
+    flagged = []  # frontier runs whose passes disagree: the figures a reader takes away
     for algorithm in sorted(placed):
         runs = placed[algorithm]
         style = algorithm_style(algorithm)
@@ -127,6 +129,7 @@ def figure(rows: list[dict], chart: Chart, texts: dict[str, str], every_run: boo
                  "marker": {"color": style.colour, "symbol": style.plotly_marker, "size": 7}}
         if spread:
             trace["error_y"] = _spread_bars(frontier, style.colour)
+            flagged += [r for r in frontier if unsettled(r)]
         traces.append(trace)
         if every_run:
             points = {**_scatter(runs, chart, texts), "mode": "markers", "name": f"{algorithm}: every run",
@@ -136,12 +139,11 @@ def figure(rows: list[dict], chart: Chart, texts: dict[str, str], every_run: boo
             if spread:
                 points["error_y"] = _spread_bars(runs, style.colour)
             traces.append(points)
-    flagged = [r for runs in placed.values() for r in runs if unsettled(r)] if spread else []
     if flagged:
-        traces.append({**_scatter(flagged, chart, texts), "mode": "markers", "name": "passes differ > 10 %",
-                       "meta": {"kind": "unsettled"},
-                       "marker": {"symbol": "circle-open", "size": 14, "color": UNSETTLED_COLOUR,
-                                  "line": {"width": 2, "color": UNSETTLED_COLOUR}}})
+        traces.append({**_scatter(flagged, chart, texts), "mode": "markers",
+                       "name": "passes differ > 10 %", "meta": {"kind": "unsettled"},
+                       "marker": {"symbol": "circle-open", "size": 13, "color": UNSETTLED_COLOUR,
+                                  "line": {"width": 1.5, "color": UNSETTLED_COLOUR}}})
     layout = {"xaxis": _axis(chart.x, chart.x_log), "yaxis": _axis(chart.y, chart.y_log), "height": height,
               "margin": {"l": 70, "r": 20, "t": 30, "b": 60}, "hovermode": "closest",
               "legend": {"title": {"text": "algorithm (click to hide)"}}}

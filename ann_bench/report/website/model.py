@@ -128,7 +128,7 @@ class Group:
         flagged = sum(1 for r in self.rows if unsettled(r))
         if flagged:
             lines.append(f"In {plural(flagged, 'run')} of {len(self.rows)} the timed passes disagree by more than "
-                         "10 %: marked in the charts (a red ring) and the tables (⚠).")
+                         "10 %: a red ring marks those on a frontier, their hover text and the tables say so (⚠).")
         return lines
 
     def environments(self) -> list[dict]:
@@ -153,13 +153,15 @@ def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] |
     for dataset, count, _ in result_groups(results_dir):
         if (datasets and dataset not in datasets) or (counts and count not in counts):
             continue
-        group = Group(dataset, count, n_files=sum(1 for _ in iter_result_paths(results_dir, dataset, count)))
+        group = Group(dataset, count)
         try:
             table = results_table(results_dir, dataset, count, batch=None, data_dir=data_dir, progress=progress)
         except UserError as e:
             group.error = " ".join(str(e).split())
+            group.n_files = sum(1 for _ in iter_result_paths(results_dir, dataset, count))
             log.warning("%s (k=%d): no metrics: %s", dataset, count, group.error)
         else:
             group.rows, group.failures, group.unreadable = table.rows, table.failures, table.unreadable
+            group.n_files = len(table.rows) + len(table.failures) + len(table.unreadable)
         groups.append(group)
     return groups
