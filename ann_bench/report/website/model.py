@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 from ...errors import UserError
@@ -106,11 +107,16 @@ class Group:
             return None
         return date_text(min(stamps)), date_text(max(stamps))
 
+    @cached_property
+    def shown_environments(self) -> list[dict[str, str]]:
+        """environment_of each run, rows then failures (asked for by several parts of a page)."""
+        return [environment_of(r) for r in self.rows + self.failures]
+
     def distinct(self, key: str) -> list[str]:
         """The distinct non-empty values of one environment key over the page's runs."""
-        return sorted({environment_of(r)[key] for r in self.rows + self.failures} - {""})
+        return sorted({env[key] for env in self.shown_environments} - {""})
 
-    @property
+    @cached_property
     def warnings(self) -> list[str]:
         """What makes the page's figures not comparable, or incomplete, in one line each."""
         runs = self.rows + self.failures
@@ -118,7 +124,7 @@ class Group:
         for key, what in MACHINE_KEYS:
             values = self.distinct(key)
             if len(values) > 1:
-                counts = Counter(environment_of(r)[key] for r in runs)
+                counts = Counter(env[key] for env in self.shown_environments)
                 lines.append(f"Results on this page come from {len(values)} {what}: "
                              + "; ".join(f"{v} ({plural(counts[v], 'run')})" for v in values) + ".")
         no_env = sum(1 for r in runs if not r.get("environment"))
@@ -134,8 +140,7 @@ class Group:
     def environments(self) -> list[dict]:
         """One line per distinct (algorithm, mode, environment), with how many runs share it."""
         counts: Counter = Counter()
-        for r in self.rows + self.failures:
-            env = environment_of(r)
+        for r, env in zip(self.rows + self.failures, self.shown_environments):
             counts[(r["algorithm"], r["batch_mode"], tuple(env[key] for key, _ in ENVIRONMENT_KEYS))] += 1
         return [{"algorithm": algorithm, "mode": mode_label(batch), "runs": n,
                  **dict(zip((key for key, _ in ENVIRONMENT_KEYS), values))}
