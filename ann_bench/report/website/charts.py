@@ -46,6 +46,7 @@ MISSING_REASON = {
     "build": "no build time in its file",
     "indexsize": "no index size in its file",
 }
+RECALLS = ("k-nn", "epsilon-0.01", "epsilon-0.1")
 UNSETTLED_COLOUR = "#d62728"
 CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
@@ -86,9 +87,16 @@ def _placeable(value: float, log_axis: bool) -> bool:
     return value is not None and math.isfinite(value) and (value > 0 or not log_axis)
 
 
-def _axis(metric: str, log_axis: bool) -> dict:
-    return {"title": {"text": METRICS[metric].description}, "type": "log" if log_axis else "linear",
+def _axis(metric: str, log_axis: bool, values: list[float]) -> dict:
+    axis = {"title": {"text": METRICS[metric].description}, "type": "log" if log_axis else "linear",
             "automargin": True}
+    if metric in RECALLS and values:
+        # A recall axis ends at 1, not where Plotly's autorange pads to (0 to 2 when every run
+        # is at recall 1), and starts a little below its lowest run.
+        low = min(values)
+        pad = max(0.005, (1.0 - low) * 0.04)
+        axis["range"] = [low - pad, 1.0 + pad]
+    return axis
 
 
 def _scatter(rows: list[dict], chart: Chart, texts: dict[str, str]) -> dict:
@@ -144,7 +152,9 @@ def figure(rows: list[dict], chart: Chart, texts: dict[str, str], every_run: boo
                        "name": "passes differ > 10 %", "meta": {"kind": "unsettled"},
                        "marker": {"symbol": "circle-open", "size": 13, "color": UNSETTLED_COLOUR,
                                   "line": {"width": 1.5, "color": UNSETTLED_COLOUR}}})
-    layout = {"xaxis": _axis(chart.x, chart.x_log), "yaxis": _axis(chart.y, chart.y_log), "height": height,
+    shown = [r for runs in placed.values() for r in runs]
+    layout = {"xaxis": _axis(chart.x, chart.x_log, [r[chart.x] for r in shown]),
+              "yaxis": _axis(chart.y, chart.y_log, [r[chart.y] for r in shown]), "height": height,
               "margin": {"l": 70, "r": 20, "t": 30, "b": 60}, "hovermode": "closest",
               "legend": {"title": {"text": "algorithm (click to hide)"}}}
     notes = []
@@ -183,7 +193,9 @@ def build_figure(rows: list[dict], texts: dict[str, str], height: int = 440) -> 
         traces.append({**_scatter(runs, MAIN, texts), "mode": "lines+markers", "name": label,
                        "meta": {"kind": "build", "build": label}, "error_y": _spread_bars(runs, "#555555"),
                        "marker": {"size": 6}})
-    layout = {"xaxis": _axis("k-nn", False), "yaxis": _axis("qps", True), "height": height,
+    shown = [r for runs in builds.values() for r in runs]
+    layout = {"xaxis": _axis("k-nn", False, [r["k-nn"] for r in shown]), "yaxis": _axis("qps", True, []),
+              "height": height,
               "margin": {"l": 70, "r": 20, "t": 30, "b": 60}, "hovermode": "closest",
               "legend": {"title": {"text": "build arguments"}}}
     note = f"{left_out} of {len(rows)} runs are not drawn: no recall or QPS value." if left_out else ""
