@@ -88,7 +88,7 @@ def _placeable(value: float, log_axis: bool) -> bool:
 
 
 def _axis(metric: str, log_axis: bool, values: list[float]) -> dict:
-    axis = {"title": {"text": METRICS[metric].description}, "type": "log" if log_axis else "linear",
+    axis: dict[str, object] = {"title": {"text": METRICS[metric].description}, "type": "log" if log_axis else "linear",
             "automargin": True}
     if metric in RECALLS and values:
         # A recall axis ends at 1, not where Plotly's autorange pads to (0 to 2 when every run
