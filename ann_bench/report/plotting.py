@@ -120,7 +120,7 @@ def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAUL
             ax.scatter([p[0] for p in points], [p[1] for p in points], color=style.colour, marker=style.marker,
                        s=18, alpha=0.35, linewidths=0)
         (lines[algorithm],) = ax.plot([p[0] for p in frontier], [p[1] for p in frontier], color=style.colour,
-                                      marker=style.marker, linestyle=style.dash, markersize=5, linewidth=1.3,
+                                      marker=style.marker, linestyle=style.dash,
                                       label=algorithm)
         if errorbars:
             shown = points if raw else frontier
@@ -191,7 +191,9 @@ def plot_rows(rows: list[dict], output: Path | str, x_metric: str = DEFAULT_X, y
     if fmt not in FORMATS:
         raise UserError(f"cannot write a .{fmt} image; name the output .png, .svg or .pdf")
     n_algorithms = len({row["algorithm"] for row in rows})
-    with plt.rc_context({"font.size": page.font, "svg.fonttype": "none", "pdf.fonttype": 42}):
+    # Markers and lines scale with the lettering; the legend (up to 35 entries) is a size smaller.
+    with plt.rc_context({"font.size": page.font, "legend.fontsize": "small", "lines.markersize": page.font / 2,
+                         "lines.linewidth": 1.3, "svg.fonttype": "none", "pdf.fonttype": 42}):
         fig, ax = plt.subplots(figsize=page.size, layout="constrained")
         try:
             draw(ax, rows, x_metric, y_metric, x_scale, y_scale, raw, errorbars,
