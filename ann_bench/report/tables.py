@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 RECALL_TARGETS = (0.5, 0.8, 0.9, 0.95, 0.99)
 SPREAD_FLAG = 0.10
+# A recall is a mean of fractions: 9 hits of 10 in every query can come out as 0.8999999999999998,
+# which reaches 0.9 all the same.
+RECALL_TOLERANCE = 1e-9
 
 
 def pass_spread(row: dict) -> float:
@@ -49,6 +52,6 @@ def qps_at_recall(rows: list[dict], targets: tuple[float, ...] = RECALL_TARGETS,
             continue
         for target in targets:
             best = cells[target]
-            if value >= target and (best is None or qps > best.qps):
+            if value >= target - RECALL_TOLERANCE and (best is None or qps > best.qps):
                 cells[target] = Best(qps, row)
     return dict(sorted(table.items()))
