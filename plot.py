@@ -2,6 +2,9 @@
 """Recall vs QPS (or any two metrics) with one Pareto frontier per algorithm.
 
     python plot.py --dataset glove-100-angular [--count 10] [-x k-nn] [-y qps] [--batch] [--raw]
+                   [--errorbars] [--format png|svg|pdf] [--paper]
+    python plot.py --all [...]            every dataset, k and mode in results/
+    python -m ann_bench.website           the results as a static website (see the README)
 
 See `python plot.py --help` and ann_bench/report/plotting.py.
 """

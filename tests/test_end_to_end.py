@@ -1,4 +1,5 @@
-"""run.py and plot.py as a user runs them, in processes of their own, on a local dataset."""
+"""run.py, plot.py, the export and the site as a user runs them, in processes of their own, on a
+local dataset."""
 
 import csv
 import subprocess
@@ -34,6 +35,11 @@ def test_run_plot_and_export_in_local_mode(tmp_path, data_dir, xs_angular):
     assert recall["bruteforce"] == 1.0
     assert recall["hnswlib"] >= 0.9
     assert len(rows) == 1 + 3  # bruteforce, and hnswlib's three quick query settings
+
+    site = command("-m", "ann_bench.website", "--data-dir", str(data_dir), cwd=tmp_path)
+    assert site.returncode == 0, site.stderr
+    page = (tmp_path / "site" / "datasets" / "random-xs-20-angular-k10.html").read_text()
+    assert "hnswlib" in page and "bruteforce" in page and (tmp_path / "site" / "assets" / "plotly.min.js").is_file()
 
     # A second run finds everything done and runs nothing.
     again = command(str(ROOT / "run.py"), "--local", "--quick", "--runs", "1", "--algorithm", "bruteforce",

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from ann_bench.datasets import write_dataset
+from ann_bench.errors import UserError
 from ann_bench.report import cache, metrics
-from ann_bench.report.cache import MetricsCache, metrics_for_results
+from ann_bench.report.cache import MetricsCache, metrics_for_results, results_table
 from ann_bench.report.metrics import METRICS, compute_metrics
 from ann_bench.results.files import STATUS_FAILED, RunResult, result_path, write_result
 
@@ -122,11 +123,23 @@ def test_attribute_metrics():
 
 
 def test_table_order_and_better_directions():
-    assert list(METRICS) == ["k-nn", "epsilon-0.01", "epsilon-0.1", "rel", "qps", "p50", "p95", "p99",
-                             "p999", "build", "indexsize", "queriessize", "candidates", "distcomps"]
+    assert list(METRICS) == ["k-nn", "epsilon-0.01", "epsilon-0.1", "rel", "qps", "qps-slowest", "qps-cv", "p50",
+                             "p95", "p99", "p999", "build", "indexsize", "queriessize", "candidates", "distcomps"]
     higher = {name for name, m in METRICS.items() if m.better == "higher"}
-    assert higher == {"k-nn", "epsilon-0.01", "epsilon-0.1", "qps"}
+    assert higher == {"k-nn", "epsilon-0.01", "epsilon-0.1", "qps", "qps-slowest"}
     assert all(m.better in ("higher", "lower") and m.description for m in METRICS.values())
+
+
+def test_spread_of_the_timed_passes():
+    result = run([[1.0]], best_search_time=0.5)
+    result.run_times = np.array([0.5, 0.6, 0.7])  # one query: the best pass is best_search_time
+    assert metric("qps", [[1.0]], result, 1) == 2.0
+    assert metric("qps-slowest", [[1.0]], result, 1) == pytest.approx(2.0 * 0.5 / 0.7)
+    assert metric("qps-cv", [[1.0]], result, 1) == pytest.approx(0.1 / 0.6)  # sample sd 0.1, mean 0.6
+    result.run_times = np.array([0.5])
+    assert metric("qps-slowest", [[1.0]], result, 1) == 2.0 and math.isnan(metric("qps-cv", [[1.0]], result, 1))
+    result.run_times = None  # an ann-benchmarks file keeps only the best pass
+    assert math.isnan(metric("qps-slowest", [[1.0]], result, 1)) and math.isnan(metric("qps-cv", [[1.0]], result, 1))
 
 
 def test_compute_metrics_subset_and_unknown_name():
@@ -148,7 +161,7 @@ def write_run(results_dir, algorithm, build_args, query_args, distances, batch=F
              "best_search_time": 1.0 / qps, "build_time": 1.0, "index_size": 10.0, "candidates": 2.0,
              "run_count": 1, "environment": {"library_version": "1.2.3", "cpu_model": "Toy CPU"}}
     if status != "ok":
-        return write_result(path, RunResult(attrs=attrs))
+        return write_result(path, RunResult(attrs=dict(attrs, error="it broke")))
     result = run(distances, **attrs)
     result.times = np.full(len(distances), 1.0 / qps)
     return write_result(path, result)
@@ -267,3 +280,27 @@ def test_a_dataset_made_again_invalidates_the_cache(results_dir, tmp_path):
     make(TRUTH / 10)  # nothing returned is within the new, tighter truth
     os.utime(data_dir / "toy.hdf5", ns=(1, 1))  # a stamp unlike the first file's, however fast this runs
     assert recalls() == [0.0, 0.0, 0.0]
+
+
+def test_results_table_lists_failures_and_unreadable_files(results_dir, caplog):
+    damaged = results_dir / "toy" / "2" / "alpha" / "damaged.hdf5"
+    damaged.write_bytes(b"not an HDF5 file")
+    table = results_table(results_dir, "toy", 2, true_distances=TRUTH)
+    assert len(table.rows) == 3
+    (failure,) = table.failures
+    assert failure["algorithm"] == "beta" and failure["status"] == STATUS_FAILED and failure["error"] == "it broke"
+    assert failure["environment"]["cpu_model"] == "Toy CPU" and failure["mtime_ns"] > 0
+    (unreadable,) = table.unreadable
+    assert unreadable["path"] == str(damaged) and unreadable["error"]
+    assert "cannot read or measure" in caplog.text and str(damaged) in caplog.text
+    # cached: the failure's reason is read again without opening its file, the damaged file is not cached
+    again = results_table(results_dir, "toy", 2, true_distances=lambda: 1 / 0)
+    assert again.failures == table.failures and again.unreadable == table.unreadable
+
+
+def test_results_table_without_the_dataset_says_so(results_dir, tmp_path):
+    with pytest.raises(UserError):
+        results_table(results_dir, "toy", 2, data_dir=tmp_path / "no-data")  # no toy.hdf5 there
+    write_run(results_dir, "alpha", {"n": 1}, [10], [[1.0, 2.0, 3.0]])  # answers 1 query of the 2
+    table = results_table(results_dir, "toy", 2, true_distances=TRUTH)
+    assert "answers 1 queries but the dataset has 2" in table.unreadable[0]["error"]

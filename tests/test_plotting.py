@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ann_bench.report import plotting
+from ann_bench.report import plotting, styles
 from ann_bench.report.cache import metrics_for_results
 from ann_bench.report.plotting import algorithm_style, default_output, draw, no_results_message, plot_rows
-from ann_bench.results.files import RunResult, result_path, write_result
+from ann_bench.results.files import RunResult, read_result, result_path, write_result
 from ann_bench.run.definitions import load_algorithms
 
 NQ, K = 40, 10
@@ -24,7 +24,7 @@ def write_synthetic(results_dir, dataset, algorithm, setting, recall, qps, batch
              "best_search_time": 1.0 / qps, "build_time": 2.0, "index_size": 1234.0, "candidates": K,
              "run_count": 3, "environment": {"library_version": "0.1", "cpu_model": "Test CPU"}}
     result = RunResult(attrs=attrs, neighbors=np.zeros((NQ, K), dtype=np.int32), distances=distances,
-                       times=np.full(NQ, 1.0 / qps), run_times=np.full(3, NQ / qps))
+                       times=np.full(NQ, 1.0 / qps), run_times=np.array([1.0, 1.25, 1.1]) * NQ / qps)
     return write_result(result_path(results_dir, dataset, K, algorithm, batch, {"M": 16}, [setting]), result)
 
 
@@ -75,7 +75,12 @@ def test_one_frontier_per_algorithm(results_dir):
         plt.close(fig)
 
 
-def test_colours_are_stable_whoever_else_is_plotted(results_dir):
+def line_style(line) -> tuple:
+    # Line2D.get_linestyle() says "--" for every custom dash; the pattern itself is kept here.
+    return line.get_color(), line.get_marker(), line._unscaled_dash_pattern
+
+
+def test_styles_are_stable_whoever_else_is_plotted(results_dir):
     import matplotlib.pyplot as plt
 
     rows = metrics_for_results(results_dir, "toy", K, true_distances=TRUTH)
@@ -84,14 +89,86 @@ def test_colours_are_stable_whoever_else_is_plotted(results_dir):
         subset = [r for r in rows if r["algorithm"] in ["hnswlib", *others]]
         fig, ax = plt.subplots()
         try:
-            line = draw(ax, subset)["hnswlib"]
-            styles.append((line.get_color(), line.get_marker()))
+            styles.append(line_style(draw(ax, subset)["hnswlib"]))
         finally:
             plt.close(fig)
-    assert styles[0] == styles[1] == styles[2] == algorithm_style("hnswlib")
-    # and no two entries of algorithms.yaml look alike
+    expected = algorithm_style("hnswlib")
+    assert styles[0] == styles[1] == styles[2] == (expected.colour, expected.marker, expected.dash)
+
+
+def test_every_entry_drawn_at_once_has_a_style_of_its_own(results_dir):
+    """Issue 9: the plot of every entry of algorithms.yaml has no two lines alike, neither in
+    colour and marker nor, printed in grey, in marker and dash."""
+    import matplotlib.pyplot as plt
+
     registered = list(load_algorithms())
-    assert len({algorithm_style(a) for a in registered}) == len(registered)
+    template = metrics_for_results(results_dir, "toy", K, true_distances=TRUTH)[0]
+    rows = [dict(template, algorithm=name) for name in registered]
+    fig, ax = plt.subplots()
+    try:
+        lines = draw(ax, rows)
+        drawn = [line_style(lines[name]) for name in registered]
+    finally:
+        plt.close(fig)
+    assert len(set(drawn)) == len(registered)
+    assert len({(colour, marker) for colour, marker, _ in drawn}) == len(registered)
+    assert len({(marker, dash) for _, marker, dash in drawn}) == len(registered)
+    # the site draws the same styles
+    assert len({(algorithm_style(a).colour, algorithm_style(a).plotly_marker, algorithm_style(a).plotly_dash)
+                for a in registered}) == len(registered)
+
+
+def test_styles_of_names_outside_algorithms_yaml_are_stable():
+    assert algorithm_style("not-an-entry") == algorithm_style("not-an-entry")
+    assert algorithm_style("not-an-entry").colour in styles.COLOURS
+
+
+def test_errorbars_run_from_the_slowest_pass_to_the_best(results_dir):
+    import matplotlib.pyplot as plt
+
+    rows = metrics_for_results(results_dir, "toy", K, true_distances=TRUTH)
+    row = next(r for r in rows if r["algorithm"] == "annoy" and r["k-nn"] == 0.9)
+    fig, ax = plt.subplots()
+    try:
+        draw(ax, [row], errorbars=True)
+        (bars,) = [c for c in ax.collections if c.get_segments()]
+        (segment,) = bars.get_segments()
+        assert segment[:, 1].tolist() == pytest.approx([row["qps-slowest"], row["qps"]])
+        assert row["qps-slowest"] == pytest.approx(1200 / 1.25)
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("fmt,magic", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")])
+def test_formats_and_paper_size(results_dir, fmt, magic, capsys):
+    metrics_for_results(results_dir, "toy", K, true_distances=TRUTH)  # "toy" has no dataset file: cache it
+    code = plotting.main(["--dataset", "toy", "--results", str(results_dir), "--format", fmt, "--paper",
+                          "--errorbars", "--data-dir", str(results_dir / "no-data")])
+    assert code == 0, capsys.readouterr().err
+    out = results_dir / f"toy.{fmt}"
+    assert out.read_bytes().startswith(magic)
+    if fmt == "svg":
+        text = out.read_text()
+        assert 'width="504pt"' in text and "hnswlib" in text  # 7 in at 72 pt; text kept as text
+    if fmt == "png":
+        from PIL import Image
+
+        assert Image.open(out).size == (2100, 1290)  # 7 x 4.3 in at 300 dpi
+
+
+def test_all_draws_every_dataset_k_and_mode(results_dir, capsys):
+    write_synthetic(results_dir, "toy", "hnswlib", 10, 0.5, 20000, batch=True)
+    write_synthetic(results_dir, "other", "annoy", 1, 0.5, 100)
+    failed = write_synthetic(results_dir, "broken", "annoy", 1, 0.5, 100)
+    write_result(failed, RunResult(attrs=dict(read_result(failed).attrs, status="failed", error="boom")))
+    for dataset in ("toy", "other", "broken"):  # no dataset files: their metrics cached from TRUTH
+        metrics_for_results(results_dir, dataset, K, true_distances=TRUTH)
+    code = plotting.main(["--all", "--results", str(results_dir), "--format", "svg",
+                          "--data-dir", str(results_dir / "no-data")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert sorted(p.name for p in results_dir.glob("*.svg")) == ["other.svg", "toy-batch.svg", "toy.svg"]
+    assert "only 1 failed results for broken" in captured.err  # said, not skipped silently
 
 
 def test_logit_scale_draws_perfect_recall(results_dir):

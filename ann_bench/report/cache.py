@@ -1,24 +1,37 @@
 """The metrics cache: metrics of every result file, computed once and kept beside the results.
 
 It computes metrics, so it lives with them in report/, not under results/ (which would then
-import upward). `metrics_for_results` is what plots, export and the site read.
+import upward). `results_table` (ok runs with their metrics, failed runs with their reasons,
+and files that could not be read) is what the site reads; `metrics_for_results` (the ok runs)
+is what plots and export read.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..atomic import write_atomically
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, UserError
 from ..results.files import STATUS_OK, RunResult, iter_result_paths, read_result
 from .metrics import METRICS, METRICS_VERSION, NAN, compute_metrics
 
-ROW_FIELDS = ("algorithm", "name", "build_args", "query_args", "batch_mode", "library_version", "cpu_model")
+log = logging.getLogger(__name__)
+
+ROW_FIELDS = ("algorithm", "name", "build_args", "query_args", "batch_mode", "library_version", "cpu_model",
+              "environment")
+# Bump when what an entry holds changes (METRICS_VERSION covers the metrics' definitions).
+ENTRY_FORMAT = 2
+# What reading or measuring one damaged or foreign result file can raise; the file is then
+# listed as unreadable, never dropped silently nor fatal to the rest.
+_UNREADABLE = (OSError, KeyError, ValueError, TypeError, UserError)
 
 
 def _describe(result: RunResult) -> dict:
@@ -32,6 +45,7 @@ def _describe(result: RunResult) -> dict:
         "batch_mode": bool(result.attrs.get("batch_mode", False)),
         "library_version": env.get("library_version", ""),
         "cpu_model": env.get("cpu_model", ""),
+        "environment": env,
     }
 
 
@@ -44,10 +58,11 @@ class MetricsCache:
     """Metrics of result files, kept in <results_dir>/.cache/metrics-<dataset>-<k>.json.
 
     An entry is keyed by the result file's path relative to results_dir and is valid while
-    the file's size, mtime_ns and inode are unchanged and METRICS_VERSION is the same. The
+    the file's size, mtime_ns and inode are unchanged and METRICS_VERSION and ENTRY_FORMAT
+    are the same. The
     whole cache is valid only for the ground truth it was computed against (the dataset
     file's stamp): a dataset made or fetched again invalidates it. A failed result is
-    remembered too (as its status), so listing it again opens nothing.
+    remembered too (its status, description and error), so listing it again opens nothing.
     """
 
     def __init__(self, results_dir: Path | str):
@@ -65,14 +80,15 @@ class MetricsCache:
                 data = json.load(f)
         except (OSError, ValueError):
             return None, {}
-        if not isinstance(data, dict) or data.get("version") != METRICS_VERSION:
+        if not isinstance(data, dict) or data.get("version") != [METRICS_VERSION, ENTRY_FORMAT]:
             return None, {}
         entries = data.get("entries")
         return data.get("truth"), entries if isinstance(entries, dict) else {}
 
     def save(self, dataset: str, count: int, entries: dict[str, dict], truth: dict | None = None) -> None:
         """Write atomically; a cache that cannot be written is not an error."""
-        text = json.dumps({"version": METRICS_VERSION, "truth": truth, "entries": entries}, sort_keys=True)
+        text = json.dumps({"version": [METRICS_VERSION, ENTRY_FORMAT], "truth": truth, "entries": entries},
+                          sort_keys=True)
         try:
             write_atomically(self.path(dataset, count), text)
         except OSError:
@@ -106,53 +122,120 @@ def _dataset_distances(dataset_name: str, data_dir: Path | str) -> np.ndarray:
     return np.asarray(data.distances)
 
 
-def metrics_for_results(results_dir: Path | str, dataset_name: str, count: int,
-                        batch: bool | None = None, data_dir: Path | str = "data",
-                        true_distances: np.ndarray | Callable[[], np.ndarray] | None = None,
-                        ) -> list[dict]:
-    """One row per ok result of dataset/k (and mode): who made it, its path, every metric.
+@dataclass
+class ResultsTable:
+    """Every result file of a dataset/k (and mode), sorted by path, in three kinds.
+
+    rows: ok runs, each who made it (ROW_FIELDS), its path, mtime_ns and every metric.
+    failures: failed runs, each who made it (ROW_FIELDS), its path, mtime_ns, status and error.
+    unreadable: files that could not be read or measured, each its path and error.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    unreadable: list[dict] = field(default_factory=list)
+
+
+def _measure(path: Path, count: int, truth: Callable[[], np.ndarray]) -> dict:
+    stamp = _stamp(path)
+    result = read_result(path)
+    if not result.ok:
+        return {"stamp": stamp, "status": result.status, "row": _describe(result),
+                "error": str(result.attrs.get("error", ""))}
+    return {"stamp": stamp, "status": STATUS_OK, "row": _describe(result),
+            "metrics": compute_metrics(truth(), result, count)}
+
+
+def results_table(results_dir: Path | str, dataset_name: str, count: int, batch: bool | None = None,
+                  data_dir: Path | str = "data",
+                  true_distances: np.ndarray | Callable[[], np.ndarray] | None = None,
+                  progress: bool = False) -> ResultsTable:
+    """Every result of dataset/k (and mode), with metrics for the ok ones.
 
     The dataset's true distances are loaded only when some result is not in the cache;
     `true_distances` (an array, or a function returning one) stands in for the dataset file.
+    With progress, a bar on a terminal (a log line elsewhere) while uncached files are measured.
     """
     results_dir = Path(results_dir)
     cache = MetricsCache(results_dir)
     truth_stamp, entries = cache.load(dataset_name, count)
     if true_distances is None and truth_stamp != _dataset_stamp(dataset_name, data_dir):
         entries = {}  # computed against another dataset file than the one there now
+    loaded: list[np.ndarray] = []
+
+    def truth() -> np.ndarray:
+        if not loaded:
+            if true_distances is None:
+                loaded.append(_dataset_distances(dataset_name, data_dir))
+            elif callable(true_distances):
+                loaded.append(np.asarray(true_distances()))
+            else:
+                loaded.append(np.asarray(true_distances))
+        return loaded[0]
+
+    paths = list(iter_result_paths(results_dir, dataset_name, count, batch))
     fresh: dict[str, dict] = {}
-    truth: np.ndarray | None = None
-    rows = []
-    for path in iter_result_paths(results_dir, dataset_name, count, batch):
-        key = cache.key(path)
+    missing = []
+    for path in paths:
         entry = cache.lookup(entries, path)
         if entry is None:
-            stamp = _stamp(path)
-            result = read_result(path)
-            if result.ok:
-                if truth is None:
-                    if true_distances is None:
-                        truth = _dataset_distances(dataset_name, data_dir)
-                    elif callable(true_distances):
-                        truth = np.asarray(true_distances())
-                    else:
-                        truth = np.asarray(true_distances)
-                entry = {"stamp": stamp, "status": STATUS_OK, "row": _describe(result),
-                         "metrics": compute_metrics(truth, result, count)}
-            else:
-                entry = {"stamp": stamp, "status": result.status}
-        fresh[key] = entry
+            missing.append(path)
+        else:
+            fresh[cache.key(path)] = entry
+    errors: dict[str, str] = {}
+    if missing:
+        log.info("measuring %d result file(s) of %s (k=%d) not in the metrics cache", len(missing),
+                 dataset_name, count)
+    for path in _progress(missing, f"{dataset_name} k={count}", progress):
+        try:
+            fresh[cache.key(path)] = _measure(path, count, truth)
+        except _UNREADABLE as e:
+            if not loaded and isinstance(e, UserError):
+                raise  # the dataset itself is missing or damaged: no file can be measured
+            errors[cache.key(path)] = " ".join(str(e).split()) or type(e).__name__
+            log.warning("cannot read or measure %s: %s", path, errors[cache.key(path)])
+
+    table = ResultsTable()
+    for path in paths:
+        key = cache.key(path)
+        if key in errors:
+            table.unreadable.append({"path": str(path), "error": errors[key]})
+            continue
+        entry = fresh[key]
+        described = entry["row"]
+        row = {**{f: described.get(f) for f in ROW_FIELDS}, "path": str(path),
+               "mtime_ns": entry["stamp"]["mtime_ns"]}
         if entry["status"] == STATUS_OK:
             metrics = entry["metrics"]
-            described = entry["row"]
-            rows.append({**{f: described.get(f) for f in ROW_FIELDS}, "path": str(path),
-                         **{name: metrics.get(name, NAN) for name in METRICS}})
+            table.rows.append({**row, **{name: metrics.get(name, NAN) for name in METRICS}})
+        else:
+            table.failures.append({**row, "status": entry["status"], "error": entry["error"]})
     # Keep entries of the other mode when only one mode was listed; drop vanished files.
     for key, entry in entries.items():
-        if key not in fresh and (results_dir / key).exists():
+        if key not in fresh and key not in errors and (results_dir / key).exists():
             fresh[key] = entry
     if fresh != entries:
         if true_distances is None:  # (given truths stand in for the file and keep its stamp)
             truth_stamp = _dataset_stamp(dataset_name, data_dir)  # as it is now: loading may have made it
         cache.save(dataset_name, count, fresh, truth_stamp)
-    return rows
+    return table
+
+
+def _progress(paths: list[Path], label: str, enabled: bool):
+    """The paths, with a bar on stderr while they are measured where stderr is a terminal."""
+    if not enabled or not paths or not sys.stderr.isatty():
+        return paths
+    from tqdm import tqdm
+
+    return tqdm(paths, desc=f"metrics {label}", unit="file", leave=False)
+
+
+def metrics_for_results(results_dir: Path | str, dataset_name: str, count: int,
+                        batch: bool | None = None, data_dir: Path | str = "data",
+                        true_distances: np.ndarray | Callable[[], np.ndarray] | None = None,
+                        ) -> list[dict]:
+    """One row per ok result of dataset/k (and mode): who made it, its path, every metric.
+
+    Files that cannot be read are left out with a warning each (results_table lists them).
+    """
+    return results_table(results_dir, dataset_name, count, batch, data_dir, true_distances).rows

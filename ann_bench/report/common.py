@@ -48,6 +48,23 @@ def dataset_name(name: str, data_dir: Path | str, results_dir: Path | str) -> st
         raise
 
 
+def result_groups(results_dir: Path | str) -> list[tuple[str, int, list[bool]]]:
+    """(dataset, k, modes) for every results/<dataset>/<k>/ that holds result files, sorted;
+    modes lists False (single queries) and/or True (batch), as their directories exist."""
+    groups = []
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    for dataset_dir in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        counts = sorted(int(d.name) for d in dataset_dir.iterdir() if d.is_dir() and d.name.isdigit())
+        for count in counts:
+            modes = [batch for batch in (False, True)
+                     if next(iter_result_paths(root, dataset_dir.name, count, batch), None) is not None]
+            if modes:
+                groups.append((dataset_dir.name, count, modes))
+    return groups
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

@@ -38,9 +38,14 @@ FORMATS = (".csv", ".json")
 def export_rows(results_dir: Path | str, dataset: str, count: int, batch: bool | None = False,
                 data_dir: Path | str = "data", true_distances=None) -> list[dict]:
     """The rows of the table, values as Python objects, keys in COLUMNS order."""
+    return table_rows(metrics_for_results(results_dir, dataset, count, batch=batch, data_dir=data_dir,
+                                          true_distances=true_distances), dataset, count)
+
+
+def table_rows(metric_rows: list[dict], dataset: str, count: int) -> list[dict]:
+    """Rows of metrics_for_results as rows of the table, sorted."""
     rows = []
-    for row in metrics_for_results(results_dir, dataset, count, batch=batch, data_dir=data_dir,
-                                   true_distances=true_distances):
+    for row in metric_rows:
         full = {"dataset": dataset, "k": count, "batch": row["batch_mode"], **row}
         rows.append({column: full.get(column, "") for column in COLUMNS})
     rows.sort(key=lambda r: (r["algorithm"], r["batch"], r["name"], r["path"]))

@@ -41,7 +41,7 @@ from ..errors import UserError
 from ..results.files import RunResult
 
 # Bump whenever any metric's definition changes: every cached value is then recomputed.
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 
 KNN_EPSILON = 1e-3
 NAN = float("nan")
@@ -133,16 +133,39 @@ def relative_error(true_distances, result: RunResult, count: int) -> float:
 # --- attributes -----------------------------------------------------------------------------
 
 def _attr(result: RunResult, key: str) -> float:
-    value = result.attrs.get(key)
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        return float(result.attrs[key])
+    except (KeyError, TypeError, ValueError):
         return NAN
 
 
 def queries_per_second(true_distances, result: RunResult, count: int) -> float:
     t = _attr(result, "best_search_time")
     return 1.0 / t if t > 0 else NAN
+
+
+def _pass_times(result: RunResult) -> np.ndarray | None:
+    """Every timed pass's total seconds, or None where the file has none (ann-benchmarks')."""
+    if result.run_times is None or len(result.run_times) == 0:
+        return None
+    return np.asarray(result.run_times, dtype=np.float64)
+
+
+def slowest_pass_qps(true_distances, result: RunResult, count: int) -> float:
+    """QPS had the slowest pass been the one kept: the low end of the spread (qps is the best)."""
+    qps = queries_per_second(true_distances, result, count)
+    passes = _pass_times(result)
+    if passes is None or not math.isfinite(qps) or passes.max() <= 0:
+        return NAN
+    return qps * float(passes.min() / passes.max())
+
+
+def pass_time_cv(true_distances, result: RunResult, count: int) -> float:
+    """Coefficient of variation of the passes' times (sample standard deviation / mean)."""
+    passes = _pass_times(result)
+    if passes is None or len(passes) < 2 or passes.mean() <= 0:
+        return NAN
+    return float(passes.std(ddof=1) / passes.mean())
 
 
 def latency_percentile(q: float) -> Callable[[Any, RunResult, int], float]:
@@ -185,6 +208,8 @@ METRICS: dict[str, Metric] = {
         Metric("epsilon-0.1", "Epsilon 0.1 Recall", lambda t, r, c: epsilon_recall(t, r, c, 0.1), "higher"),
         Metric("rel", "Relative Error", relative_error, "lower"),
         Metric("qps", "Queries per second (1/s)", queries_per_second, "higher"),
+        Metric("qps-slowest", "Queries per second, slowest pass (1/s)", slowest_pass_qps, "higher"),
+        Metric("qps-cv", "Coefficient of variation of pass times", pass_time_cv, "lower"),
         Metric("p50", "Latency p50 (ms)", latency_percentile(50), "lower"),
         Metric("p95", "Latency p95 (ms)", latency_percentile(95), "lower"),
         Metric("p99", "Latency p99 (ms)", latency_percentile(99), "lower"),

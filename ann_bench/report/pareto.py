@@ -34,7 +34,7 @@ def pareto_frontier(points: Iterable[tuple[float, float]], x_better: Better = "h
     # Best x first, then best y, then lowest index: a point is on the frontier exactly when
     # its y beats every point seen before it.
     order = np.lexsort((valid, -y, -x))
-    frontier = []
+    frontier: list[int] = []
     best_y = -np.inf
     for i in order:
         if y[i] > best_y or (not frontier and y[i] == best_y):

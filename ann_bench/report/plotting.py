@@ -1,37 +1,44 @@
 """Recall vs QPS plots (any two metrics from the table), one Pareto frontier per algorithm.
 
-`python plot.py --dataset glove-100-angular` writes results/glove-100-angular.png.
+`python plot.py --dataset glove-100-angular` writes results/glove-100-angular.png;
+`python plot.py --all` draws every dataset, k and mode in results/.
 
-Default output: <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].png, where -k<count>
-appears only when count is not 10 and -<x>-vs-<y> only when the axes are not the default
-k-nn vs qps, so plots of different settings never overwrite each other.
+Default output: <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].<png|svg|pdf>, where
+-k<count> appears only when count is not 10 and -<x>-vs-<y> only when the axes are not the
+default k-nn vs qps, so plots of different settings never overwrite each other.
 
-An algorithm keeps its colour and marker in every plot: both come from its place in
-algorithms.yaml (or a hash of its name), not from which algorithms happen to be present.
+An algorithm keeps its colour, marker and dash in every plot (styles.py), whichever other
+algorithms happen to be present.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import logging
 import math
-import sys
 from collections import defaultdict
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from .. import log as logsetup
 from ..atomic import write_atomically
 from ..errors import UserError, report
-from ..run.definitions import load_algorithms
 from ..usage import Formatter
 from .cache import metrics_for_results
-from .common import DEFAULT_COUNT, add_common_arguments, dataset_name, mode_label, no_results_message, positive_int
+from .common import (
+    DEFAULT_COUNT,
+    add_common_arguments,
+    dataset_name,
+    mode_label,
+    no_results_message,
+    positive_int,
+    result_groups,
+)
 from .metrics import METRICS
 from .pareto import pareto_frontier
+from .styles import algorithm_style
 
 log = logging.getLogger(__name__)
 
@@ -41,38 +48,8 @@ SCALES = ("linear", "log", "logit")
 # closer when some other value is nearer the edge, so that the order of points is kept.
 LOGIT_CLAMP = 1e-4
 
-# Colours that stay apart on white: Tableau 10 and six darker or brighter ones of other hues.
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#000000", "#1a237e", "#7b1e1e", "#00796b", "#c9a400", "#c51b8a",
-)
-MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "p", "h")
-
-
-def algorithm_style(algorithm: str) -> tuple[str, str]:
-    """(colour, marker) for an algorithm, the same in every plot and on every machine.
-
-    Entries of algorithms.yaml take the pairs in file order, so no two share a style; any
-    other name (from another definitions file) hashes into the same palettes.
-    """
-    registry = _registered_names()
-    if algorithm in registry:
-        index = registry.index(algorithm)
-    else:
-        index = int.from_bytes(hashlib.sha256(algorithm.encode()).digest()[:4], "big")
-    return PALETTE[index % len(PALETTE)], MARKERS[(index // len(PALETTE)) % len(MARKERS)]
-
-
-@lru_cache(maxsize=1)
-def _registered_names() -> list[str]:
-    try:
-        return list(load_algorithms())
-    except UserError:
-        return []  # a broken algorithms.yaml must not stop a plot of finished results
-
-
 def default_output(results_dir: Path | str, dataset: str, count: int = DEFAULT_COUNT, batch: bool = False,
-                   x: str = DEFAULT_X, y: str = DEFAULT_Y) -> Path:
+                   x: str = DEFAULT_X, y: str = DEFAULT_Y, fmt: str = "png") -> Path:
     stem = dataset
     if count != DEFAULT_COUNT:
         stem += f"-k{count}"
@@ -80,7 +57,7 @@ def default_output(results_dir: Path | str, dataset: str, count: int = DEFAULT_C
         stem += "-batch"
     if (x, y) != (DEFAULT_X, DEFAULT_Y):
         stem += f"-{x}-vs-{y}"
-    return Path(results_dir) / f"{stem}.png"
+    return Path(results_dir) / f"{stem}.{fmt}"
 
 
 def logit_clamp(values: list[float]) -> float:
@@ -100,11 +77,25 @@ def _drawable(value: float, scale: str, metric: str, clamp: float = LOGIT_CLAMP)
     return value
 
 
+# The QPS of each pass lies between the slowest pass's and the best's (the one plotted).
+SPREAD_LOW = {"qps": "qps-slowest"}
+
+
+def _spread(values: list[float], rows: list[dict], metric: str) -> list[list[float]] | None:
+    """Error bar lengths [below, above] on an axis of metric: from the slowest pass to the best."""
+    low = SPREAD_LOW.get(metric)
+    if low is None:
+        return None
+    below = [value - row[low] if math.isfinite(row[low]) else 0.0 for value, row in zip(values, rows)]
+    return [below, [0.0] * len(values)]
+
+
 def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAULT_Y, x_scale: str = "linear",
-         y_scale: str = "log", raw: bool = False) -> dict:
-    """Draw each algorithm's frontier (with raw, every point too); returns {algorithm: its line}."""
+         y_scale: str = "log", raw: bool = False, errorbars: bool = False, legend_columns: int = 1) -> dict:
+    """Draw each algorithm's frontier (with raw, every point too; with errorbars, the spread
+    from the slowest to the fastest pass on a QPS axis); returns {algorithm: its line}."""
     mx, my = METRICS[x_metric], METRICS[y_metric]
-    by_algorithm: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    by_algorithm: dict[str, list[tuple[float, float, dict]]] = defaultdict(list)
     skipped = 0
     x_clamp = logit_clamp([row[x_metric] for row in rows])
     y_clamp = logit_clamp([row[y_metric] for row in rows])
@@ -114,21 +105,32 @@ def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAUL
         if x is None or y is None:
             skipped += 1
         else:
-            by_algorithm[row["algorithm"]].append((x, y))
+            by_algorithm[row["algorithm"]].append((x, y, row))
     if skipped:
         log.warning("%d of %d results have no %s/%s value that a %s/%s plot can show; they are left out",
                     skipped, len(rows), x_metric, y_metric, x_scale, y_scale)
+    if errorbars and x_metric not in SPREAD_LOW and y_metric not in SPREAD_LOW:
+        log.warning("error bars show the spread of QPS over passes; neither %s nor %s is QPS", x_metric, y_metric)
 
     lines = {}
     for algorithm in sorted(by_algorithm):
         points = by_algorithm[algorithm]
-        colour, marker = algorithm_style(algorithm)
-        frontier = [points[i] for i in pareto_frontier(points, mx.better, my.better)]
+        style = algorithm_style(algorithm)
+        frontier = [points[i] for i in pareto_frontier([p[:2] for p in points], mx.better, my.better)]
         if raw:
-            ax.scatter([p[0] for p in points], [p[1] for p in points], color=colour, marker=marker,
+            ax.scatter([p[0] for p in points], [p[1] for p in points], color=style.colour, marker=style.marker,
                        s=18, alpha=0.35, linewidths=0)
-        (lines[algorithm],) = ax.plot([p[0] for p in frontier], [p[1] for p in frontier], color=colour,
-                                      marker=marker, markersize=6, linewidth=1.5, label=algorithm)
+        (lines[algorithm],) = ax.plot([p[0] for p in frontier], [p[1] for p in frontier], color=style.colour,
+                                      marker=style.marker, linestyle=style.dash,
+                                      label=algorithm)
+        if errorbars:
+            shown = points if raw else frontier
+            shown_rows = [p[2] for p in shown]
+            xerr = _spread([p[0] for p in shown], shown_rows, x_metric)
+            yerr = _spread([p[1] for p in shown], shown_rows, y_metric)
+            if xerr or yerr:
+                ax.errorbar([p[0] for p in shown], [p[1] for p in shown], xerr=xerr, yerr=yerr, fmt="none",
+                            ecolor=style.colour, elinewidth=0.8, capsize=2, alpha=0.8)
 
     ax.set_xscale(x_scale)
     ax.set_yscale(y_scale)
@@ -140,7 +142,8 @@ def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAUL
     ax.grid(True, which="major", linestyle="-", alpha=0.4)
     ax.grid(True, which="minor", linestyle=":", alpha=0.2)
     if lines:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="algorithm")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, title="algorithm",
+                  ncols=legend_columns, handlelength=3.0)
     return lines
 
 
@@ -158,28 +161,53 @@ def _mark_logit_ends(ax, axis, clamp: float) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, pos: ends.get(v) or default(v)))
 
 
+@dataclass(frozen=True)
+class Page:
+    """A figure's size (inches), lettering (points) and raster resolution (PNG only)."""
+
+    size: tuple[float, float]
+    font: float
+    dpi: int
+
+
+SCREEN = Page((10, 6.5), 10, 120)
+# Two columns of a paper: 7 in wide, 8 pt text, 300 dpi; vector formats ignore the dpi.
+PAPER = Page((7.0, 4.3), 8, 300)
+FORMATS = ("png", "svg", "pdf")
+LEGEND_ROWS = 24  # at most this many entries in one legend column
+
+
 def plot_rows(rows: list[dict], output: Path | str, x_metric: str = DEFAULT_X, y_metric: str = DEFAULT_Y,
-              x_scale: str = "linear", y_scale: str = "log", raw: bool = False, title: str = "") -> Path:
-    """Plot the rows (from metrics_for_results) and write the image atomically."""
+              x_scale: str = "linear", y_scale: str = "log", raw: bool = False, title: str = "",
+              errorbars: bool = False, page: Page = SCREEN) -> Path:
+    """Plot the rows (from metrics_for_results) and write the image atomically; its format
+    follows the output's suffix (.png, .svg, .pdf)."""
     import matplotlib  # here, so that importing this module (export does) stays cheap
 
     matplotlib.use("Agg")  # no display
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 6.5), layout="constrained")
-    try:
-        draw(ax, rows, x_metric, y_metric, x_scale, y_scale, raw)
-        if title:
-            ax.set_title(title)
-        output = Path(output)
-        fmt = output.suffix.lstrip(".").lower() or "png"
-        if fmt not in fig.canvas.get_supported_filetypes():
-            raise UserError(f"cannot write a .{fmt} image; name the output .png (or .svg, .pdf)")
-        image = io.BytesIO()
-        fig.savefig(image, format=fmt, dpi=120)
-        write_atomically(output, image.getvalue())
-    finally:
-        plt.close(fig)
+    output = Path(output)
+    fmt = output.suffix.lstrip(".").lower() or "png"
+    if fmt not in FORMATS:
+        raise UserError(f"cannot write a .{fmt} image; name the output .png, .svg or .pdf")
+    n_algorithms = len({row["algorithm"] for row in rows})
+    # Markers and lines scale with the lettering; the legend (up to 35 entries) is a size smaller.
+    with plt.rc_context({"font.size": page.font, "legend.fontsize": "small", "lines.markersize": page.font / 2,
+                         "lines.linewidth": 1.3, "svg.fonttype": "none", "pdf.fonttype": 42}):
+        fig, ax = plt.subplots(figsize=page.size, layout="constrained")
+        try:
+            draw(ax, rows, x_metric, y_metric, x_scale, y_scale, raw, errorbars,
+                 legend_columns=math.ceil(n_algorithms / LEGEND_ROWS) or 1)
+            if title:
+                ax.set_title(title)
+            image = io.BytesIO()
+            # No creation date in SVG and PDF, so the same results give the same bytes.
+            fig.savefig(image, format=fmt, dpi=page.dpi,
+                        metadata={"Date": None} if fmt in ("svg", "pdf") else None)
+            write_atomically(output, image.getvalue())
+        finally:
+            plt.close(fig)
     return output
 
 
@@ -188,7 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Plot two metrics (default recall vs QPS) for every algorithm run on "
                                 "a dataset, one Pareto frontier per algorithm.")
     metrics = ", ".join(METRICS)
-    p.add_argument("--dataset", required=True, metavar="NAME", help="dataset name, e.g. glove-100-angular")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--dataset", metavar="NAME", help="dataset name, e.g. glove-100-angular")
+    which.add_argument("--all", action="store_true",
+                       help="every dataset, k and mode in the results directory, each to its default output")
     p.add_argument("-k", "--count", type=positive_int, default=DEFAULT_COUNT, metavar="K",
                    help="neighbours per query of the results to plot")
     p.add_argument("-x", "--x-axis", choices=list(METRICS), default=DEFAULT_X, metavar="METRIC",
@@ -199,28 +230,58 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"x axis scale: {', '.join(SCALES)}")
     p.add_argument("-Y", "--y-scale", choices=SCALES, default="log", metavar="SCALE", help="y axis scale")
     p.add_argument("--raw", action="store_true", help="draw every result, not only the frontiers")
+    p.add_argument("--errorbars", action="store_true",
+                   help="show the spread of QPS over the timed passes, from the slowest pass to the fastest")
     p.add_argument("--batch", action="store_true", help="plot batch-mode results")
+    p.add_argument("--format", choices=FORMATS, default="png",
+                   help="image format of the default output; -o FILE follows FILE's suffix")
+    p.add_argument("--paper", action="store_true",
+                   help=f"size and lettering for a paper: {PAPER.size[0]:g} x {PAPER.size[1]:g} in, "
+                        f"{PAPER.font:g} pt text, {PAPER.dpi} dpi")
     p.add_argument("-o", "--output", type=Path, metavar="FILE",
-                   help="image file (default <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].png)")
+                   help="image file (default <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].<format>)")
     add_common_arguments(p)
     return p
 
 
+def _plot_one(args: argparse.Namespace, dataset: str, count: int, batch: bool, output: Path | None) -> str:
+    """Draw one dataset/k/mode; the line to print. Raises UserError where there is nothing to draw."""
+    rows = metrics_for_results(args.results, dataset, count, batch=batch, data_dir=args.data_dir)
+    if not rows:
+        raise UserError(no_results_message(args.results, dataset, count, batch))
+    if output is None:
+        output = default_output(args.results, dataset, count, batch, args.x_axis, args.y_axis, args.format)
+    title = f"{dataset}: k={count}, {mode_label(batch)}"
+    plot_rows(rows, output, args.x_axis, args.y_axis, args.x_scale, args.y_scale, args.raw, title,
+              args.errorbars, PAPER if args.paper else SCREEN)
+    n_algorithms = len({row["algorithm"] for row in rows})
+    return f"wrote {output} ({len(rows)} results, {n_algorithms} algorithms)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logsetup.setup_from(args)
+    if args.all and args.output:
+        parser.error("--all writes each plot to its default output; leave out --output")
     try:
-        dataset = dataset_name(args.dataset, args.data_dir, args.results)
-        rows = metrics_for_results(args.results, dataset, args.count, batch=args.batch, data_dir=args.data_dir)
-        if not rows:
-            print(no_results_message(args.results, dataset, args.count, args.batch), file=sys.stderr)
-            return 2
-        output = args.output or default_output(args.results, dataset, args.count, args.batch,
-                                               args.x_axis, args.y_axis)
-        title = f"{dataset}: k={args.count}, {mode_label(args.batch)}"
-        plot_rows(rows, output, args.x_axis, args.y_axis, args.x_scale, args.y_scale, args.raw, title)
+        if not args.all:
+            dataset = dataset_name(args.dataset, args.data_dir, args.results)
+            print(_plot_one(args, dataset, args.count, args.batch, args.output))
+            return 0
+        groups = result_groups(args.results)
+        if not groups:
+            raise UserError(f"no results in {args.results}/; make some with: python run.py --dataset NAME")
+        drawn = 0
+        for dataset, count, modes in groups:
+            for batch in modes:
+                try:
+                    print(_plot_one(args, dataset, count, batch, None))
+                    drawn += 1
+                except UserError as e:  # one dataset without ok results or data does not stop the rest
+                    log.warning("%s", e)
+        if not drawn:
+            raise UserError(f"nothing to plot in {args.results}/: every dataset has only failed results")
     except UserError as e:
         return report(e)
-    n_algorithms = len({row["algorithm"] for row in rows})
-    print(f"wrote {output} ({len(rows)} results, {n_algorithms} algorithms)")
     return 0

@@ -1,0 +1,172 @@
+"""What the site shows, gathered from results/ and the metrics cache: one Group per dataset and k.
+
+Nothing here draws or writes; charts.py and pages.py turn these into Plotly figures and HTML.
+Every result file ends up somewhere a reader sees it: an ok run in the charts and tables (or
+named in a note where a chart cannot show it), a failed run in the failures table, a file that
+cannot be read in the same table with the reason, and a dataset whose metrics cannot be
+computed at all on the index with the reason and its number of files.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+from ...errors import UserError
+from ...results.files import iter_result_paths
+from ..cache import results_table
+from ..common import mode_label, result_groups
+from ..tables import unsettled
+
+log = logging.getLogger(__name__)
+
+# The environment keys shown, in order, with their column titles; anything else stays in the files.
+ENVIRONMENT_KEYS = (("library_version", "library"), ("cpu_model", "CPU"), ("cores", "cores"),
+                    ("executor", "executor"), ("image_id", "image"), ("harness_revision", "harness revision"),
+                    ("harness_digest", "harness digest"), ("python", "Python"), ("numpy", "numpy"))
+# Where these differ within one page, its figures are not comparable as they stand.
+MACHINE_KEYS = (("cpu_model", "machines (CPU models)"), ("harness_revision", "harness revisions"),
+                ("harness_digest", "harness digests"), ("executor", "executors"))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe spelling of a dataset or algorithm name."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text) or "_"
+
+
+def environment_of(row: dict) -> dict[str, str]:
+    """The shown environment of one run; "" where its file does not say (an older harness)."""
+    env = row.get("environment") or {}
+    shown = {key: str(env.get(key, "")) for key, _ in ENVIRONMENT_KEYS}
+    cpus = env.get("cpus_allowed")
+    shown["cores"] = str(len(cpus)) if isinstance(cpus, list) else ""
+    shown["image_id"] = shown["image_id"].removeprefix("sha256:")[:12]
+    return shown
+
+
+def args_text(args: object) -> str:
+    """build_args / query_args as people write them: "M=16, ef=40", "100, 0.5"; "" for none."""
+    if isinstance(args, dict):
+        return ", ".join(f"{key}={value}" for key, value in args.items())
+    if isinstance(args, list):
+        return ", ".join(args_text(value) if isinstance(value, (dict, list)) else str(value) for value in args)
+    return "" if args is None else str(args)
+
+
+@dataclass
+class Group:
+    """Every result of one dataset and k, both modes."""
+
+    dataset: str
+    count: int
+    rows: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    unreadable: list[dict] = field(default_factory=list)
+    error: str = ""  # why no metric could be computed (the dataset file is missing, say)
+    n_files: int = 0
+
+    @property
+    def page(self) -> str:
+        return f"datasets/{slug(self.dataset)}-k{self.count}.html"
+
+    @property
+    def csv(self) -> str:
+        return f"datasets/{slug(self.dataset)}-k{self.count}.csv"
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset}, k={self.count}"
+
+    @property
+    def modes(self) -> list[bool]:
+        return sorted({r["batch_mode"] for r in self.rows} | {r["batch_mode"] for r in self.failures})
+
+    def rows_of(self, batch: bool) -> list[dict]:
+        return [r for r in self.rows if r["batch_mode"] == batch]
+
+    def failures_of(self, batch: bool) -> list[dict]:
+        return [r for r in self.failures if r["batch_mode"] == batch]
+
+    @property
+    def algorithms(self) -> list[str]:
+        return sorted({r["algorithm"] for r in self.rows} | {r["algorithm"] for r in self.failures})
+
+    @property
+    def dates(self) -> tuple[str, str] | None:
+        """The oldest and newest result file's time (UTC), as text."""
+        stamps = [r["mtime_ns"] for r in self.rows + self.failures]
+        if not stamps:
+            return None
+        return date_text(min(stamps)), date_text(max(stamps))
+
+    @cached_property
+    def shown_environments(self) -> list[dict[str, str]]:
+        """environment_of each run, rows then failures (asked for by several parts of a page)."""
+        return [environment_of(r) for r in self.rows + self.failures]
+
+    def distinct(self, key: str) -> list[str]:
+        """The distinct non-empty values of one environment key over the page's runs."""
+        return sorted({env[key] for env in self.shown_environments} - {""})
+
+    @cached_property
+    def warnings(self) -> list[str]:
+        """What makes the page's figures not comparable, or incomplete, in one line each."""
+        runs = self.rows + self.failures
+        lines = []
+        for key, what in MACHINE_KEYS:
+            values = self.distinct(key)
+            if len(values) > 1:
+                counts = Counter(env[key] for env in self.shown_environments)
+                lines.append(f"Results on this page come from {len(values)} {what}: "
+                             + "; ".join(f"{v} ({plural(counts[v], 'run')})" for v in values) + ".")
+        no_env = sum(1 for r in runs if not r.get("environment"))
+        if no_env:
+            lines.append(f"{no_env} of {len(runs)} runs record no environment (files from an older harness or "
+                         "from ann-benchmarks): their machine and versions are unknown.")
+        flagged = sum(1 for r in self.rows if unsettled(r))
+        if flagged:
+            lines.append(f"In {plural(flagged, 'run')} of {len(self.rows)} the timed passes disagree by more than "
+                         "10 %: a red ring marks those on a frontier, their hover text and the tables say so (⚠).")
+        return lines
+
+    def environments(self) -> list[dict]:
+        """One line per distinct (algorithm, mode, environment), with how many runs share it."""
+        counts: Counter = Counter()
+        for r, env in zip(self.rows + self.failures, self.shown_environments):
+            counts[(r["algorithm"], r["batch_mode"], tuple(env[key] for key, _ in ENVIRONMENT_KEYS))] += 1
+        return [{"algorithm": algorithm, "mode": mode_label(batch), "runs": n,
+                 **dict(zip((key for key, _ in ENVIRONMENT_KEYS), values))}
+                for (algorithm, batch, values), n in sorted(counts.items())]
+
+
+def date_text(mtime_ns: int) -> str:
+    return datetime.fromtimestamp(mtime_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] | None = None,
+            counts: list[int] | None = None, progress: bool = True) -> list[Group]:
+    """A Group for every dataset and k in results_dir (or those asked for), metrics from the cache."""
+    groups = []
+    for dataset, count, _ in result_groups(results_dir):
+        if (datasets and dataset not in datasets) or (counts and count not in counts):
+            continue
+        group = Group(dataset, count)
+        try:
+            table = results_table(results_dir, dataset, count, batch=None, data_dir=data_dir, progress=progress)
+        except UserError as e:
+            group.error = " ".join(str(e).split())
+            group.n_files = sum(1 for _ in iter_result_paths(results_dir, dataset, count))
+            log.warning("%s (k=%d): no metrics: %s", dataset, count, group.error)
+        else:
+            group.rows, group.failures, group.unreadable = table.rows, table.failures, table.unreadable
+            group.n_files = len(table.rows) + len(table.failures) + len(table.unreadable)
+        groups.append(group)
+    return groups
