@@ -47,7 +47,8 @@ class Formatter(argparse.HelpFormatter):
 
 
 def _flags(action: argparse.Action) -> str:
-    metavar = "" if action.nargs == 0 else " " + (action.metavar or action.dest.upper())
+    name = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+    metavar = "" if action.nargs == 0 else " " + name
     return ", ".join(f"`{flag}{metavar if flag.startswith('--') or len(action.option_strings) == 1 else ''}`"
                      for flag in action.option_strings)
 

@@ -205,19 +205,19 @@ def basis_for(settings: Settings, algorithm: str) -> Basis | None:
         return None
     candidates = []
     for count_dir in sorted(Path(settings.results_dir).glob("*/*")):
-        dataset, count = count_dir.parent.name, count_dir.name
-        if not count.isdigit() or (dataset, int(count)) == (settings.dataset, settings.count):
+        dataset, k = count_dir.parent.name, count_dir.name
+        if not k.isdigit() or (dataset, int(k)) == (settings.dataset, settings.count):
             continue
-        costs = past_costs(result_dir(settings.results_dir, dataset, int(count), algorithm, settings.batch),
+        costs = past_costs(result_dir(settings.results_dir, dataset, int(k), algorithm, settings.batch),
                            settings.runs)
         size = data_size(settings.dataset_path.with_name(f"{dataset}.hdf5")) if costs.builds.observations else None
         if size is not None:
             # The nearest dataset in size needs the least scaling; the same k is better still.
-            closeness = (abs(math.log(target[0] / size[0])), int(count) != settings.count)
-            candidates.append((closeness, dataset, int(count), costs, size))
+            closeness = (abs(math.log(target[0] / size[0])), int(k) != settings.count)
+            candidates.append((closeness, dataset, int(k), costs, size))
     if not candidates:
         return None
-    _, dataset, count, costs, (train, test) = min(candidates)
+    _, dataset, count, costs, (train, test) = min(candidates, key=lambda c: c[0])
     train_ratio, test_ratio = target[0] / train, target[1] / test
     source = f"scaled from {dataset}" + (f" k={count}" if count != settings.count else "")
     # A build grows at least with the data and at most a little faster (n log n, n^1.3); a query
