@@ -18,7 +18,7 @@ def brute_force(train, queries, k, metric):
     elif metric == "dot":
         D = -(np.asarray(queries, np.float64) @ np.asarray(train, np.float64).T)
     elif metric == "hamming":
-        D = cdist(queries, train, "hamming") * train.shape[1]
+        D = cdist(queries, train, "hamming")
     else:
         D = np.array([[1.0 - (len(set(q) & set(x)) / len(set(q) | set(x)) if len(q) + len(x)
                                else 0.0) for x in train] for q in queries])
