@@ -385,17 +385,20 @@ def _euclidean(train: Points, queries: np.ndarray) -> _GemmScorer:
     x_max = _Maximum()
 
     def right(chunk: np.ndarray) -> np.ndarray:
-        x_max.add(_norms(chunk, mean))
-        return _chunked(chunk, lambda x: np.hstack([mean - x, 0.5 * _sq_norms(x - mean)]), d + 1)
+        out = np.empty((len(chunk), d + 1), dtype=np.float32)
+        for lo in range(0, len(chunk), _CHUNK_ROWS):
+            x = chunk[lo:lo + _CHUNK_ROWS].astype(np.float64)
+            x -= mean
+            squares = np.einsum("ij,ij->i", x, x)
+            x_max.add(np.sqrt(squares))
+            np.negative(x, out=out[lo:lo + _CHUNK_ROWS, :d], casting="same_kind")
+            out[lo:lo + _CHUNK_ROWS, d] = 0.5 * squares
+        return out
 
     left = _chunked(queries, lambda q: np.hstack([q - mean, np.ones((len(q), 1))]), d + 1)
     return _GemmScorer(queries, left, right,
                        lambda dist, q: 0.5 * (dist ** 2 - q_norms[q] ** 2),
                        lambda: 2 * (d + 5) * _U * (q_norms * x_max.value + 0.5 * x_max.value ** 2))
-
-
-def _sq_norms(X: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", X, X)[:, None]
 
 
 def _angular(train: Points, queries: np.ndarray) -> _GemmScorer:

@@ -82,9 +82,14 @@ def load_dataset(path: Path | str) -> Dataset:
 
 def damaged(path: Path, reason: str) -> DatasetError:
     """The one message for a file that is not a usable dataset, with how to get it again."""
+    from .registry import DATASETS  # the registry imports this module: imported when needed
+
     reason = " ".join(reason.split())
-    return DatasetError(f"{path} is damaged or not a dataset ({reason}); delete it and run "
-                        f"`{fetch_command(path)}` to fetch it again")
+    if path.stem in DATASETS:
+        fix = f"delete it and run `{fetch_command(path)}` to fetch or build it again"
+    else:
+        fix = "fix it, or delete it and import or copy a good one"
+    return DatasetError(f"{path} is damaged or not a dataset ({reason}); {fix}")
 
 
 def _read(path: Path, whole: bool) -> Dataset | None:
