@@ -58,20 +58,22 @@ def import_dataset(request: Request, data_dir: Path | str = "data", progress: bo
                         f"({', '.join(METRICS)})")
     if metric not in METRICS:
         raise UserError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+    # Rows are validated as they are numbered in their files, before any split.
+    checked_train = validate(train, metric, request.train, "train")
+    test_origin = request.test or request.train
     if request.test is not None:
         test, _, _ = read_points(request.test, request.test_key, None)
-        test_origin = request.test
+        checked_test = validate(test, metric, request.test, "test")
     elif file_test is not None and request.test_size is None:
-        test, test_origin = file_test, request.train
+        checked_test = validate(file_test, metric, request.train, "test")
     else:
-        size = request.test_size if request.test_size is not None else min(10_000, len(train) // 10)
-        if not 1 <= size < len(train):
-            raise UserError(f"cannot hold out {size} of the {len(train)} rows of {request.train} "
-                            f"as queries; give --test-size between 1 and {len(train) - 1}, or --test")
-        train, test = split(np.asarray(train), size)
-        test_origin = request.train
-    checked_train = validate(train, metric, request.train, "train")
-    checked_test = validate(test, metric, test_origin, "test")
+        size = request.test_size if request.test_size is not None else \
+            min(10_000, len(checked_train) // 10)
+        if not 1 <= size < len(checked_train):
+            raise UserError(f"cannot hold out {size} of the {len(checked_train)} rows of "
+                            f"{request.train} as queries; give --test-size between 1 and "
+                            f"{len(checked_train) - 1}, or --test")
+        checked_train, checked_test = split(checked_train, size)
     if checked_train.shape[1] != checked_test.shape[1]:
         raise UserError(f"{test_origin} has {checked_test.shape[1]} dimensions but {request.train} "
                         f"has {checked_train.shape[1]}; give queries of the training dimension")

@@ -16,6 +16,7 @@ builds give the same arrays.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -103,15 +104,17 @@ def glove_subset(sources: Path, progress: bool = True) -> tuple[np.ndarray, np.n
 class _NumpyOnly(pickle.Unpickler):
     """Unpickles numpy arrays and nothing else: no other global can be named."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-                ("numpy", "dtype")}
+    # numpy 1 pickles name numpy.core, numpy 2 numpy._core; both are the same function.
+    # Python 3's protocol 2 writes bytes as _codecs.encode(text, "latin1"), harmless too.
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,  # type: ignore[attr-defined]
+                ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,  # type: ignore[attr-defined]
+                ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                ("_codecs", "encode"): codecs.encode}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"{module}.{name} is not allowed here")
-        if module == "numpy.core.multiarray":
-            return np._core.multiarray._reconstruct  # type: ignore[attr-defined]
-        return getattr(np, name)
+        return self._ALLOWED[module, name]
 
 
 def mnist_from_pickle(data: bytes) -> tuple[np.ndarray, np.ndarray]:
