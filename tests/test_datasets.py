@@ -127,6 +127,8 @@ PINNED = {
     "digits-64-euclidean": "fecedccb9b8dff21af92d634762072df",
     "random-hamming-bits": "806bde85d89d2e333c109d753f312532",
     "random-jaccard": "cd4d81e0721274286051a55f40565004",
+    "random-s-jaccard": "bc7ee661e76cfd4f8191597791e84bb0",
+    "random-xs-16-hamming": "ccb1119766b1284ecc649cfdacf4323b",
     "random-s-100-euclidean": "55d5519e3130a4cae6086d3498d9d63e",
     "random-xs-20-euclidean": "3fc6285eebb5965b4d2938a264120723",
 }
@@ -157,6 +159,14 @@ def test_local_sizes():
     assert len(train) == 9000 and all(np.all(np.diff(s) > 0) for s in train[:100])
     train, test = built("random-hamming-bits")
     assert train.shape == (9000, 64) and train.dtype == bool
+
+
+def test_ann_benchmarks_random_sets_have_its_shapes():
+    train, test = built("random-xs-16-hamming")
+    assert train.shape == (9_900, 16) and test.shape == (100, 16) and train.dtype == bool
+    train, test = built("random-s-jaccard")
+    assert len(train) == 9_900 and len(test) == 100
+    assert all(len(s) == 20 and s.max() < 40 and np.all(np.diff(s) > 0) for s in train)
 
 
 def test_angular_and_euclidean_variants_share_points():

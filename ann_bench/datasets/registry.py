@@ -90,6 +90,20 @@ def _real(name: str, distance: str, dimension: int, build: Builder, description:
 
 _ANN_BENCHMARKS_GENERATOR = "generated here as ann-benchmarks does"
 
+
+def _ann_benchmarks_bits(size: str, dimension: int, n: int, n_queries: int) -> DatasetSpec:
+    return _local(f"random-{size}-{dimension}-hamming", "hamming", dimension,
+                  lambda: builders.ann_benchmarks_bits(dimension, n, n_queries),
+                  f"signs of Gaussian blobs, {n - n_queries:,} + {n_queries:,} queries",
+                  point_type="bit", source=_ANN_BENCHMARKS_GENERATOR)
+
+
+def _ann_benchmarks_sets(size: str, n: int, items: int, universe: int) -> DatasetSpec:
+    return _local(f"random-{size}-jaccard", "jaccard", universe,
+                  lambda: builders.ann_benchmarks_sets(n, items, universe),
+                  f"random {items}-sets of {universe} items, {n - 100:,} + 100 queries",
+                  point_type="bit", source=_ANN_BENCHMARKS_GENERATOR)
+
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     _remote("deep-image-96-angular", "angular", 96, 3600, "Deep1B image descriptors, 10M"),
     _remote("fashion-mnist-784-euclidean", "euclidean", 784, 217, "Fashion-MNIST, 60k"),
@@ -148,22 +162,10 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     _local("random-hamming-bits", "hamming", 64, builders.random_bits,
            "64-bit vectors around prototypes, 9,000 + 1,000 queries", point_type="bit"),
     # ann-benchmarks' own random sets, by its names and its generators.
-    _local("random-xs-16-hamming", "hamming", 16, lambda: builders.ann_benchmarks_bits(16, 10_000, 100),
-           "signs of Gaussian blobs, 9,900 + 100 queries", point_type="bit",
-           source=_ANN_BENCHMARKS_GENERATOR),
-    _local("random-s-128-hamming", "hamming", 128, lambda: builders.ann_benchmarks_bits(128, 50_000, 1000),
-           "signs of Gaussian blobs, 49,000 + 1,000 queries", point_type="bit",
-           source=_ANN_BENCHMARKS_GENERATOR),
-    _local("random-l-256-hamming", "hamming", 256,
-           lambda: builders.ann_benchmarks_bits(256, 100_000, 1000),
-           "signs of Gaussian blobs, 99,000 + 1,000 queries", point_type="bit",
-           source=_ANN_BENCHMARKS_GENERATOR),
-    _local("random-s-jaccard", "jaccard", 40, lambda: builders.ann_benchmarks_sets(10_000, 20, 40),
-           "random 20-sets of 40 items, 9,900 + 100 queries", point_type="bit",
-           source=_ANN_BENCHMARKS_GENERATOR),
-    _local("random-l-jaccard", "jaccard", 100, lambda: builders.ann_benchmarks_sets(100_000, 70, 100),
-           "random 70-sets of 100 items, 99,900 + 100 queries", point_type="bit",
-           source=_ANN_BENCHMARKS_GENERATOR),
+    *(_ann_benchmarks_bits(size, d, n, nq) for size, d, n, nq in (
+        ("xs", 16, 10_000, 100), ("s", 128, 50_000, 1000), ("l", 256, 100_000, 1000))),
+    *(_ann_benchmarks_sets(size, n, items, universe) for size, n, items, universe in (
+        ("s", 10_000, 20, 40), ("l", 100_000, 70, 100))),
 )}
 
 
