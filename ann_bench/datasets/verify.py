@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import h5py
 import numpy as np
+from tqdm import tqdm
 
 from ..atomic import write_atomically
 from ..errors import DatasetError
@@ -48,6 +50,7 @@ CHECK_VERSION = 1
 SAMPLE_QUERIES = 100
 SAMPLE_SEED = 0
 SLOTS_PER_QUERY = 8  # neighbours per query whose stored distance is recomputed
+STEPS = ("layout and neighbours", "stored distances", "sampled ground truth", "build hash")
 # Stored distances are float32 (ann-benchmarks' may be float64 computed in float32).
 _RTOL = 1e-4
 _ATOL = 1e-5
@@ -68,10 +71,11 @@ def check_dataset(path: Path | str, progress: bool = True) -> None:
     if _recorded_stamp(path) == stamp:
         return
     start = time.perf_counter()
-    if progress:
-        log.info("checking %s (once per version of the file)", path)
-    verify_contents(path, progress)
-    digest = sha256_file(path)
+    with tqdm(total=len(STEPS) + 1, desc=f"checking {path.name} (once per version)",
+              unit="step", file=sys.stderr, disable=not progress) as bar:
+        verify_contents(path, bar.update)
+        digest = sha256_file(path)
+        bar.update()
     recorded = _recorded_sha256(path)
     if recorded is not None and recorded != digest:
         raise DatasetError(
@@ -121,9 +125,10 @@ def _recorded_sha256(path: Path) -> str | None:
     return words[0].lower() if words else None
 
 
-def verify_contents(path: Path, progress: bool = False,
+def verify_contents(path: Path, step: Callable[[], Any] = lambda: None,
                     memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
-    """Every check but the sha256 ones; DatasetError naming what is wrong and where."""
+    """Every check but the file's sha256 (STEPS, calling `step` after each); DatasetError
+    naming what is wrong and where."""
     try:
         with h5py.File(path, "r") as f:
             header = read_header(f)
@@ -131,6 +136,7 @@ def verify_contents(path: Path, progress: bool = False,
             neighbors = np.asarray(f["neighbors"][:], dtype=np.int64)
             stored = np.asarray(f["distances"][:], dtype=np.float64)
             _check_neighbors(neighbors, stored, header.n_train)
+            step()
             sample = np.sort(np.random.default_rng(SAMPLE_SEED).choice(
                 header.n_test, min(SAMPLE_QUERIES, header.n_test), replace=False))
             picked = _picked(neighbors.shape, sample)
@@ -147,12 +153,15 @@ def verify_contents(path: Path, progress: bool = False,
                 exact = _stored_distances(header.distance, _dense_chunks(train, memory_bytes),
                                           test, neighbors, picked)
             _compare_stored(header, neighbors, stored, exact, picked)
+            step()
             _check_sample(header, train, test, neighbors, exact, sample, memory_bytes)
+            step()
             if "build_sha256" in f.attrs:
                 recorded, found = text(f.attrs["build_sha256"]), content_sha256(f)
                 if recorded != found:
                     raise Malformed(f"its arrays are not those it was built with (build_sha256 "
                                     f"{recorded[:16]}..., the arrays give {found[:16]}...)")
+            step()
     except (OSError, ValueError, KeyError, Malformed) as error:
         raise damaged(path, str(error) or type(error).__name__) from None
 
