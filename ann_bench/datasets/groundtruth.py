@@ -39,6 +39,7 @@ from .distance import METRICS, n_items, normalize, pair_distances, sets_to_csr
 
 DEFAULT_BLOCK_BYTES = 64 << 20
 DEFAULT_MEMORY_BYTES = 2 << 30
+_BASELINE_BYTES = 512 << 20
 # float32 unit roundoff: a dot product of length d is off by at most about d * U * |q| |x|.
 _U = 2.0 ** -24
 # On random-s-100, blocks of more than ~128 queries were no faster and only cost memory.
@@ -75,7 +76,10 @@ def exact_knn(train: Points, queries: Points, k: int, metric: str,
     n_train, n_queries = _length(train), _length(queries)
     search = _Search(scorer, metric, n_train, n_queries, k, block_bytes)
     workers = max(1, min(len(os.sched_getaffinity(0)), -(-n_queries // search.block_queries)))
-    chunk_rows = _chunk_rows(train, metric, memory_bytes - workers * block_bytes)
+    # What is not training rows: the interpreter and libraries, the float64 scratch of each
+    # step, the score tiles, and the queries with their float32 copy and candidates.
+    others = _BASELINE_BYTES + workers * block_bytes + 4 * getattr(queries, "nbytes", 0)
+    chunk_rows = _chunk_rows(train, metric, memory_bytes - others)
     blocks = [(lo, min(lo + search.block_queries, n_queries))
               for lo in range(0, n_queries, search.block_queries)]
     states = {block: _BlockState(block[1] - block[0]) for block in blocks}
