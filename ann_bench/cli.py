@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=Formatter,
     )
     p.add_argument("--dataset", default="random-xs-20-angular", metavar="NAME",
-                   help="a dataset; short names work (glove-100 is glove-100-angular); see --list-datasets")
+                   help="a dataset; short names work (glove-100 is glove-100-angular; see --list-datasets), or the "
+                        "path of an HDF5 file in the ann-benchmarks layout")
     p.add_argument("-k", "--count", type=positive_int, default=10, metavar="K", help="neighbours per query")
     p.add_argument("--algorithm", action="append", metavar="NAME",
                    help="run only this algorithm (repeatable); default: every enabled one for the dataset")
@@ -122,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
         print(datasets.registry.table(args.data_dir))
         return 0
     entries = load_algorithms(args.definitions)
-    name = datasets.resolve_name(args.dataset)
-    path = datasets.get_dataset(name, args.data_dir)
+    name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
     distance, point_type, dimension = dataset_attributes(path)
     definitions = get_definitions(entries, distance, point_type, args.count, dimension, args.algorithm,
                                   quick=args.quick)

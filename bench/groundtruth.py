@@ -12,12 +12,14 @@ The target is at most 8 s for random-s-100-angular on a 2-core machine.
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
 from ann_bench.datasets import DATASETS, dataset_path, load_dataset
 from ann_bench.datasets.distance import normalize
 from ann_bench.datasets.groundtruth import exact_knn
+from ann_bench.datasets.registry import SOURCES_DIR
 
 K = 100
 NAMES = ("random-s-100-angular", "random-s-100-euclidean")
@@ -29,7 +31,7 @@ def points(name, data_dir):
     if path.exists():
         data = load_dataset(path)
         return data.train, data.test, f"loaded {path}"
-    train, test = DATASETS[name].builder()
+    train, test = DATASETS[name].builder(Path(data_dir) / SOURCES_DIR, False)
     return train, test, "built in memory"
 
 

@@ -1,4 +1,5 @@
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +26,19 @@ ROOT = REPO
 
 STANDARD = ["glove-25-angular", "glove-50-angular", "glove-100-angular", "glove-200-angular",
             "sift-128-euclidean", "gist-960-euclidean", "fashion-mnist-784-euclidean",
-            "mnist-784-euclidean", "nytimes-256-angular", "deep-image-96-angular",
-            "lastfm-64-dot", "kosarak-jaccard", "movielens10m-jaccard"]
+            "nytimes-256-angular", "deep-image-96-angular", "lastfm-64-dot", "kosarak-jaccard",
+            "movielens10m-jaccard", "sift-256-hamming", "word2bits-800-hamming"]
 LOCAL = ["random-xs-20-euclidean", "random-xs-20-angular", "random-s-100-euclidean",
-         "random-s-100-angular", "digits-64-euclidean", "random-jaccard", "random-hamming-bits"]
+         "random-s-100-angular", "digits-64-euclidean", "random-jaccard", "random-hamming-bits",
+         "random-xs-16-hamming", "random-s-128-hamming", "random-l-256-hamming",
+         "random-s-jaccard", "random-l-jaccard"]
+REAL = ["glove-6b-50-angular", "glove-6b-50-angular-100k", "mnist-784-euclidean",
+        "wordnet-minilm-384-angular"]
+
+
+def built(name):
+    """(train, test) of a generated set (they need no sources)."""
+    return DATASETS[name].builder(Path("no-sources"), False)
 
 
 def sets(rng, n, universe=50):
@@ -43,7 +53,7 @@ def test_registry_has_the_standard_remote_datasets():
     for name in STANDARD:
         spec = DATASETS[name]
         assert spec.url == f"http://ann-benchmarks.com/{name}.hdf5"
-        assert spec.size_bytes > 0 and spec.dimension > 0 and spec.builder is None
+        assert spec.dimension > 0 and spec.builder is None
         # lastfm-64-dot is the one whose file says otherwise: ann-benchmarks writes it as angular.
         assert spec.distance == ("angular" if name == "lastfm-64-dot" else name.rsplit("-", 1)[1])
     assert DATASETS["kosarak-jaccard"].type == "sparse"
@@ -55,8 +65,18 @@ def test_registry_local_datasets_need_no_network():
         assert spec.url is None and spec.builder is not None
 
 
+def test_real_datasets_are_built_here_from_pinned_sources():
+    for name in REAL:
+        spec = DATASETS[name]
+        assert spec.builder is not None and spec.inputs and spec.licence and spec.source
+        pins = json.loads(spec.attributes()["source_sha256"])
+        assert all(len(digest) == 64 for digest in pins.values())
+    # MNIST is built here, and ann-benchmarks' own file stays one option away.
+    assert DATASETS["mnist-784-euclidean"].url == "http://ann-benchmarks.com/mnist-784-euclidean.hdf5"
+
+
 @pytest.mark.parametrize("short, full", [
-    ("glove-100", "glove-100-angular"), ("sift", "sift-128-euclidean"),
+    ("glove-100", "glove-100-angular"), ("sift-256", "sift-256-hamming"),
     ("sift-128", "sift-128-euclidean"), ("fashion-mnist", "fashion-mnist-784-euclidean"),
     ("mnist", "mnist-784-euclidean"), ("gist", "gist-960-euclidean"),
     ("nytimes", "nytimes-256-angular"), ("deep-image", "deep-image-96-angular"),
@@ -69,6 +89,8 @@ def test_resolve_name(short, full):
 
 
 def test_ambiguous_name_lists_the_candidates():
+    with pytest.raises(UnknownNameError, match="sift-128-euclidean, sift-256-hamming"):
+        resolve_name("sift")
     with pytest.raises(UnknownNameError) as info:
         resolve_name("random-xs-20")
     message = str(info.value)
@@ -86,7 +108,7 @@ def test_unknown_name_suggests_the_closest(typo, expected):
 
 
 def test_dataset_path_uses_the_full_name(tmp_path):
-    assert dataset_path("sift", tmp_path) == tmp_path / "sift-128-euclidean.hdf5"
+    assert dataset_path("sift-128", tmp_path) == tmp_path / "sift-128-euclidean.hdf5"
     assert dataset_path("glove-25") == Path("data/glove-25-angular.hdf5")
 
 
@@ -105,6 +127,8 @@ PINNED = {
     "digits-64-euclidean": "fecedccb9b8dff21af92d634762072df",
     "random-hamming-bits": "806bde85d89d2e333c109d753f312532",
     "random-jaccard": "cd4d81e0721274286051a55f40565004",
+    "random-s-jaccard": "bc7ee661e76cfd4f8191597791e84bb0",
+    "random-xs-16-hamming": "ccb1119766b1284ecc649cfdacf4323b",
     "random-s-100-euclidean": "55d5519e3130a4cae6086d3498d9d63e",
     "random-xs-20-euclidean": "3fc6285eebb5965b4d2938a264120723",
 }
@@ -121,25 +145,33 @@ def fingerprint(train, test):
 
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_local_builders_are_pinned(name):
-    first, second = DATASETS[name].builder(), DATASETS[name].builder()
+    first, second = built(name), built(name)
     assert fingerprint(*first) == fingerprint(*second)
     assert fingerprint(*first) == PINNED[name]
 
 
 def test_local_sizes():
-    train, test = DATASETS["random-xs-20-euclidean"].builder()
+    train, test = built("random-xs-20-euclidean")
     assert train.shape == (9000, 20) and test.shape == (1000, 20) and train.dtype == np.float32
-    train, test = DATASETS["digits-64-euclidean"].builder()
+    train, test = built("digits-64-euclidean")
     assert len(train) + len(test) == 1797 and len(test) == 180
-    train, test = DATASETS["random-jaccard"].builder()
+    train, test = built("random-jaccard")
     assert len(train) == 9000 and all(np.all(np.diff(s) > 0) for s in train[:100])
-    train, test = DATASETS["random-hamming-bits"].builder()
+    train, test = built("random-hamming-bits")
     assert train.shape == (9000, 64) and train.dtype == bool
 
 
+def test_ann_benchmarks_random_sets_have_its_shapes():
+    train, test = built("random-xs-16-hamming")
+    assert train.shape == (9_900, 16) and test.shape == (100, 16) and train.dtype == bool
+    train, test = built("random-s-jaccard")
+    assert len(train) == 9_900 and len(test) == 100
+    assert all(len(s) == 20 and s.max() < 40 and np.all(np.diff(s) > 0) for s in train)
+
+
 def test_angular_and_euclidean_variants_share_points():
-    a = DATASETS["random-xs-20-angular"].builder()
-    e = DATASETS["random-xs-20-euclidean"].builder()
+    a = built("random-xs-20-angular")
+    e = built("random-xs-20-euclidean")
     np.testing.assert_array_equal(a[0], e[0])
 
 
@@ -152,7 +184,9 @@ def test_get_dataset_builds_once(tmp_path):
     stamp = path.stat().st_mtime_ns
     assert get_dataset("digits-64-euclidean", tmp_path, progress=False) == path
     assert path.stat().st_mtime_ns == stamp
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+    # No temporary left behind; the check recorded the file's sha256 and its verdict.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        path.name, path.name + ".checked", path.name + ".sha256"]
 
 
 # --- layout round trips -----------------------------------------------------------------
@@ -304,7 +338,8 @@ def test_cli_lists_the_registry(tmp_path, capsys):
     small_file(tmp_path)
     assert datasets_main(["--list", "--data-dir", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["name", "distance", "dimension", "size", "source", "present"]
+    assert lines[0].split() == ["name", "distance", "dimension", "size", "source", "licence",
+                                "version", "present"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert rows["random-xs-20-euclidean"][-1] == "yes" and rows["sift-128-euclidean"][-1] == "no"
     assert set(rows) == set(DATASETS)

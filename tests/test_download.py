@@ -143,7 +143,7 @@ def small_dataset_bytes(tmp_path):
 def test_get_dataset_downloads_from_the_mirror(server, tmp_path, monkeypatch):
     server.files["/sift-128-euclidean.hdf5"] = small_dataset_bytes(tmp_path)
     monkeypatch.setenv(URL_ENV, server.base + "/")
-    path = get_dataset("sift", tmp_path / "data", progress=False)
+    path = get_dataset("sift-128", tmp_path / "data", progress=False)
     assert path == tmp_path / "data" / "sift-128-euclidean.hdf5"
     data = load_dataset(path)
     assert data.train.shape == (60, 128) and data.neighbors.shape == (4, 10)
@@ -153,5 +153,15 @@ def test_get_dataset_deletes_an_invalid_download(server, tmp_path, monkeypatch):
     server.files["/sift-128-euclidean.hdf5"] = b"<html>maintenance</html>"
     monkeypatch.setenv(URL_ENV, server.base)
     with pytest.raises(DatasetError, match="not a valid dataset"):
-        get_dataset("sift", tmp_path, progress=False)
+        get_dataset("sift-128", tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mnist_is_built_here_but_the_mirror_can_give_ann_benchmarks_file(server, tmp_path,
+                                                                         monkeypatch):
+    # With ANN_BENCH_DATASET_URL set, the published file is taken instead of building.
+    server.files["/mnist-784-euclidean.hdf5"] = small_dataset_bytes(tmp_path)
+    monkeypatch.setenv(URL_ENV, server.base)
+    path = get_dataset("mnist", tmp_path / "data", progress=False)
+    assert load_dataset(path).train.shape == (60, 128)
+    assert server.sent  # it came from the server, not from a build

@@ -1,3 +1,4 @@
+import h5py
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -18,7 +19,7 @@ def brute_force(train, queries, k, metric):
     elif metric == "dot":
         D = -(np.asarray(queries, np.float64) @ np.asarray(train, np.float64).T)
     elif metric == "hamming":
-        D = cdist(queries, train, "hamming") * train.shape[1]
+        D = cdist(queries, train, "hamming")
     else:
         D = np.array([[1.0 - (len(set(q) & set(x)) / len(set(q) | set(x)) if len(q) + len(x)
                                else 0.0) for x in train] for q in queries])
@@ -112,3 +113,31 @@ def test_progress_goes_to_stderr(capsys):
     exact_knn(train, queries, 3, "dot", progress=True)
     out, err = capsys.readouterr()
     assert out == "" and "ground truth" in err
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "angular", "dot", "hamming"])
+def test_train_read_in_chunks_from_hdf5_gives_the_same_answer(tmp_path, metric):
+    train, queries = data_with_ties(metric, 5000, 30, seed=11)
+    with h5py.File(tmp_path / "t.hdf5", "w") as f:
+        f.create_dataset("train", data=train)
+    want_ids, want_dists = exact_knn(train, queries, 20, metric, progress=False)
+    with h5py.File(tmp_path / "t.hdf5", "r") as f:
+        # A budget below one chunk's worth: 1,024 rows at a time, five chunks.
+        ids, dists = exact_knn(f["train"], queries, 20, metric, progress=False,
+                               memory_bytes=1 << 16, block_bytes=TINY_BLOCK)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(dists, want_dists)
+
+
+def test_near_ties_are_redone_across_chunks(tmp_path):
+    rng = np.random.default_rng(12)
+    directions = rng.standard_normal((3000, 8))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    radii = 100.0 + rng.permutation(3000) * 1e-9
+    queries = rng.standard_normal((2, 8))
+    with h5py.File(tmp_path / "t.hdf5", "w") as f:
+        f.create_dataset("train", data=queries[0] + directions * radii[:, None])
+    with h5py.File(tmp_path / "t.hdf5", "r") as f:
+        ids, _ = exact_knn(f["train"], queries, 10, "euclidean", progress=False,
+                           memory_bytes=1 << 16)
+    np.testing.assert_array_equal(ids[0], np.argsort(radii)[:10])

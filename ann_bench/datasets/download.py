@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
@@ -22,7 +23,7 @@ _TIMEOUT_S = 60
 _READ_BYTES = 1 << 20
 
 
-def download(url, dest, progress=True):
+def download(url: str, dest: Path | str, progress: bool = True) -> Path:
     """Fetch `url` into `dest` through `dest`.part, resuming a partial file with a Range
     request; `dest` appears only once the whole file (per Content-Length) has arrived."""
     dest = Path(dest)
@@ -61,7 +62,7 @@ def download(url, dest, progress=True):
     return dest
 
 
-def _response_range(response, offset):
+def _response_range(response: Any, offset: int) -> tuple[int | None, int | None]:
     """(first byte of the body, total file size or None); (None, _) if unusable."""
     length = response.headers.get("Content-Length")
     length = int(length) if length is not None else None
@@ -75,7 +76,7 @@ def _response_range(response, offset):
     return offset, total
 
 
-def _content_range(value):
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """(first byte, total or None) from 'bytes a-b/total' or 'bytes */total'."""
     match = re.fullmatch(r"bytes (?:(\d+)-\d+|\*)/(\d+|\*)", (value or "").strip())
     if not match:
@@ -85,7 +86,8 @@ def _content_range(value):
     return first, total
 
 
-def _range_not_satisfiable(url, dest, part, offset, error, progress):
+def _range_not_satisfiable(url: str, dest: Path, part: Path, offset: int, error: HTTPError,
+                           progress: bool) -> Path:
     """416: the partial file is already whole (rename it) or longer than the file (restart)."""
     _, total = _content_range(error.headers.get("Content-Range"))
     if total == offset:
@@ -95,7 +97,8 @@ def _range_not_satisfiable(url, dest, part, offset, error, progress):
     return download(url, dest, progress)
 
 
-def _stream(response, part, start, total, label, progress):
+def _stream(response: Any, part: Path, start: int, total: int | None, label: str,
+            progress: bool) -> tuple[int, str | None]:
     """Append the body to `part` (truncated to `start` first): (file size, failure or None)."""
     received, failure = start, None
     with open(part, "r+b" if start else "wb") as out, \

@@ -3,16 +3,24 @@
 Files use the ann-benchmarks layout, so a file made by either tool loads in the other:
 attributes `distance`, `type` ("dense" or "sparse"), `point_type` ("float" or "bit") and
 `dimension`; datasets `train`, `test`, `neighbors` (exact top-`count` ids per test point) and
-`distances`. Sparse (jaccard) files store `train`/`test` as the concatenation of all sets'
-items, with each set's length in `size_train`/`size_test`. Files from older ann-benchmarks
-releases may lack `type`, `point_type` or `dimension`; they default to dense, float (bit for
-sparse) and the width of `train`.
+`distances`, in ann-benchmarks' conventions for every metric (hamming distances are the
+fraction of differing bits). Sparse (jaccard) files store `train`/`test` as the concatenation
+of all sets' items, with each set's length in `size_train`/`size_test`. Files from older
+ann-benchmarks releases may lack `type`, `point_type` or `dimension`; they default to dense,
+float (bit for sparse) and the width of `train`.
+
+Files written here add `build_sha256` (the sha256 of their arrays, see `content_sha256`), and
+built datasets their `source`, `licence`, `version` and `source_sha256` (the pins of what they
+were built from).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
@@ -21,7 +29,12 @@ from ..atomic import atomic_path
 from ..errors import DatasetError, UserError
 from ..paths import PYTHON
 from .distance import METRICS, n_items
-from .groundtruth import exact_knn
+from .groundtruth import DEFAULT_MEMORY_BYTES, Points, exact_knn
+
+_ROWS_PER_WRITE = 1 << 16
+_READ_BYTES = 64 << 20
+# Attributes an ann-bench build adds, in the order --list and the README show them.
+PROVENANCE = ("source", "licence", "version", "source_sha256", "build_sha256")
 
 
 @dataclass
@@ -33,73 +46,105 @@ class Dataset:
     point_type: str
     type: str
     dimension: int
-    train: object
-    test: object
+    train: Any
+    test: Any
     neighbors: np.ndarray
     distances: np.ndarray
 
 
-def validate(path):
+@dataclass
+class Header:
+    """What the attributes and shapes of a file say, read without loading the arrays."""
+
+    distance: str
+    type: str
+    point_type: str
+    dimension: int | None
+    n_train: int
+    n_test: int
+    count: int
+
+
+class Malformed(Exception):
+    """The file opens but does not have the layout (or its values are wrong)."""
+
+
+def validate(path: Path | str) -> None:
     """Raise DatasetError unless `path` has the layout; reads only the index and the tails."""
-    _read(path, whole=False)
+    _read(Path(path), whole=False)
 
 
-def load_dataset(path):
+def load_dataset(path: Path | str) -> Dataset:
     """The whole dataset at `path`; a damaged or malformed file raises DatasetError."""
-    return _read(path, whole=True)
+    data = _read(Path(path), whole=True)
+    assert data is not None
+    return data
 
 
-def _read(path, whole):
-    path = Path(path)
+def damaged(path: Path, reason: str) -> DatasetError:
+    """The one message for a file that is not a usable dataset, with how to get it again."""
+    from .registry import DATASETS  # the registry imports this module: imported when needed
+
+    reason = " ".join(reason.split())
+    if path.stem in DATASETS:
+        fix = f"delete it and run `{fetch_command(path)}` to fetch or build it again"
+    else:
+        fix = "fix it, or delete it and import or copy a good one"
+    return DatasetError(f"{path} is damaged or not a dataset ({reason}); {fix}")
+
+
+def _read(path: Path, whole: bool) -> Dataset | None:
     try:
         with h5py.File(path, "r") as f:
-            header = _header(f)
+            header = read_header(f)
             neighbors = f["neighbors"][:]
-            if header["n_train"] and neighbors.size and not (
-                    -1 <= neighbors.min() and neighbors.max() < header["n_train"]):
-                raise _Malformed(f"neighbors outside [-1, {header['n_train']})")
+            if header.n_train and neighbors.size and not (
+                    -1 <= neighbors.min() and neighbors.max() < header.n_train):
+                raise Malformed(f"neighbors outside [-1, {header.n_train})")
             if not whole:
                 _read_tail(f["train"])
                 _read_tail(f["test"])
                 return None
             train, test = _points(f, header)
-            return Dataset(path.stem, header["distance"], header["point_type"], header["type"],
-                           header["dimension"], train, test, neighbors, f["distances"][:])
-    except (OSError, ValueError, _Malformed) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise DatasetError(f"{path} is damaged or not a dataset ({reason}); delete it and run "
-                           f"`{_fetch_command(path)}` to fetch it again") from None
+            dimension = header.dimension if header.dimension is not None else \
+                max(n_items(train), n_items(test))
+            return Dataset(path.stem, header.distance, header.point_type, header.type,
+                           dimension, train, test, neighbors, f["distances"][:])
+    except (OSError, ValueError, KeyError, Malformed) as error:
+        raise damaged(path, str(error) or type(error).__name__) from None
 
 
-def _read_tail(dataset):
+def _read_tail(dataset: h5py.Dataset) -> np.ndarray:
     """The last row, whose read fails if the file lost its end."""
     return dataset[-1:]
 
 
-def _fetch_command(path):
+def fetch_command(path: Path) -> str:
     command = f"{PYTHON} -m ann_bench.datasets {path.stem}"
     if path.parent.resolve() != Path("data").resolve():
         command += f" --data-dir {path.parent}"
     return command
 
 
-class _Malformed(Exception):
-    """The file opens but does not have the layout."""
+def text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
 
 
-def _header(f):
+def read_header(f: h5py.File) -> Header:
+    """The header of an open file; Malformed unless it has the layout."""
     attrs = f.attrs
-    distance = _text(attrs.get("distance"))
+    distance = text(attrs.get("distance"))
     if distance not in METRICS:
-        raise _Malformed(f"attribute distance is {distance!r}, not one of {', '.join(METRICS)}")
-    kind = _text(attrs.get("type", "dense"))
+        raise Malformed(f"attribute distance is {distance!r}, not one of {', '.join(METRICS)}")
+    kind = text(attrs.get("type", "dense"))
     if kind not in ("dense", "sparse"):
-        raise _Malformed(f"attribute type is {kind!r}, not dense or sparse")
+        raise Malformed(f"attribute type is {kind!r}, not dense or sparse")
     needed = ["train", "test", "neighbors", "distances"]
     needed += ["size_train", "size_test"] if kind == "sparse" else []
     missing = [key for key in needed if key not in f]
     if missing:
-        raise _Malformed(f"missing {', '.join(missing)}")
+        raise Malformed(f"missing {', '.join(missing)}")
+    dimension: int | None
     if kind == "sparse":
         n_train, n_test = _check_sparse(f)
         dimension = int(attrs["dimension"]) if "dimension" in attrs else None
@@ -107,63 +152,78 @@ def _header(f):
         n_train, n_test, dimension = _check_dense(f, attrs)
     neighbors, distances = f["neighbors"], f["distances"]
     if neighbors.ndim != 2 or neighbors.shape[0] != n_test:
-        raise _Malformed(f"neighbors has shape {neighbors.shape}, expected ({n_test}, count)")
+        raise Malformed(f"neighbors has shape {neighbors.shape}, expected ({n_test}, count)")
     if distances.shape != neighbors.shape:
-        raise _Malformed(f"distances has shape {distances.shape}, neighbors {neighbors.shape}")
-    point_type = _text(attrs.get("point_type", "bit" if kind == "sparse" else "float"))
-    return {"distance": distance, "type": kind, "point_type": point_type,
-            "dimension": dimension, "n_train": n_train}
+        raise Malformed(f"distances has shape {distances.shape}, neighbors {neighbors.shape}")
+    point_type = text(attrs.get("point_type", "bit" if kind == "sparse" else "float"))
+    return Header(distance, kind, point_type, dimension, n_train, n_test, neighbors.shape[1])
 
 
-def _check_dense(f, attrs):
+def _check_dense(f: h5py.File, attrs: Mapping[str, Any]) -> tuple[int, int, int]:
     train, test = f["train"], f["test"]
     if train.ndim != 2 or test.ndim != 2 or train.shape[1] != test.shape[1]:
-        raise _Malformed(f"train {train.shape} and test {test.shape} are not matching 2-D arrays")
+        raise Malformed(f"train {train.shape} and test {test.shape} are not matching 2-D arrays")
     dimension = int(attrs.get("dimension", train.shape[1]))
     if dimension != train.shape[1]:
-        raise _Malformed(f"attribute dimension is {dimension} but train has {train.shape[1]} "
-                         f"columns")
+        raise Malformed(f"attribute dimension is {dimension} but train has {train.shape[1]} "
+                        f"columns")
     return train.shape[0], test.shape[0], dimension
 
 
-def _check_sparse(f):
+def _check_sparse(f: h5py.File) -> tuple[int, int]:
     counts = []
     for key in ("train", "test"):
         sizes = f[f"size_{key}"]
         if f[key].ndim != 1 or sizes.ndim != 1 or int(np.sum(sizes[:])) != f[key].shape[0]:
-            raise _Malformed(f"size_{key} does not add up to the length of {key}")
+            raise Malformed(f"size_{key} does not add up to the length of {key}")
         counts.append(sizes.shape[0])
-    return tuple(counts)
+    return counts[0], counts[1]
 
 
-def _points(f, header):
-    if header["type"] == "dense":
+def _points(f: h5py.File, header: Header) -> tuple[Any, Any]:
+    if header.type == "dense":
         return f["train"][:], f["test"][:]
     train, test = (_split(f[key][:], f[f"size_{key}"][:]) for key in ("train", "test"))
-    if header["dimension"] is None:
-        header["dimension"] = max(n_items(train), n_items(test))
     return train, test
 
 
-def _split(flat, sizes):
+def _split(flat: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
     return np.split(flat.astype(np.int32), np.cumsum(sizes)[:-1].astype(np.int64))
 
 
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else value
+def sparse_points(f: h5py.File, key: str) -> list[np.ndarray]:
+    """The sets stored under `key` ("train" or "test") of a sparse file."""
+    return _split(f[key][:], f[f"size_{key}"][:])
 
 
-def write_dataset(path, train, test, distance, point_type="float", neighbors=None,
-                  distances=None, count=100, progress=True):
+def content_sha256(f: h5py.File) -> str:
+    """sha256 of the arrays of an open file (name, dtype, shape and bytes of each, in a fixed
+    order), read in pieces: the same data gives the same digest whatever the HDF5 library."""
+    digest = hashlib.sha256()
+    for key in ("train", "size_train", "test", "size_test", "neighbors", "distances"):
+        if key not in f:
+            continue
+        data = f[key]
+        digest.update(f"{key} {data.dtype.str} {data.shape}\n".encode())
+        rows = max(1, _READ_BYTES // max(1, data.dtype.itemsize * int(np.prod(data.shape[1:]))))
+        for lo in range(0, data.shape[0], rows):
+            digest.update(np.ascontiguousarray(data[lo:lo + rows]).tobytes())
+    return digest.hexdigest()
+
+
+def write_dataset(path: Path | str, train: Points, test: Points, distance: str,
+                  point_type: str = "float", neighbors: np.ndarray | None = None,
+                  distances: np.ndarray | None = None, count: int = 100, progress: bool = True,
+                  attrs: Mapping[str, str] | None = None,
+                  memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Path:
     """Write the ann-benchmarks layout to `path` atomically (a temporary file in the same
-    directory, then a rename). Without neighbors/distances, the exact top `count` is
-    computed. Jaccard data (lists of sets) is written sparse; hamming and jaccard points are
-    stored as bits."""
+    directory, then a rename). Without neighbors/distances, the exact top `count` is computed,
+    reading train back from the file in chunks (so `train` may be a memory map or an HDF5
+    dataset larger than memory). Jaccard data (lists of sets) is written sparse; hamming and
+    jaccard points are stored as bits. `attrs` are added to the file's attributes."""
     if distance not in METRICS:
         raise UserError(f"unknown distance {distance!r}; expected one of {', '.join(METRICS)}")
     path = Path(path)
-    if neighbors is None or distances is None:
-        neighbors, distances = exact_knn(train, test, count, distance, progress=progress)
     with atomic_path(path) as temporary:
         with h5py.File(temporary, "w") as f:
             if distance == "jaccard":
@@ -171,23 +231,37 @@ def write_dataset(path, train, test, distance, point_type="float", neighbors=Non
             else:
                 _write_dense(f, train, test, distance, point_type)
             f.attrs["distance"] = distance
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
+            if neighbors is None or distances is None:
+                if distance == "jaccard":
+                    stored_train, stored_test = sparse_points(f, "train"), sparse_points(f, "test")
+                else:
+                    stored_train, stored_test = f["train"], f["test"][:]
+                neighbors, distances = exact_knn(stored_train, stored_test, count, distance,
+                                                 progress=progress, memory_bytes=memory_bytes)
             f.create_dataset("neighbors", data=np.asarray(neighbors, dtype=np.int32))
             f.create_dataset("distances", data=np.asarray(distances, dtype=np.float32))
+            f.attrs["build_sha256"] = content_sha256(f)
     return path
 
 
-def _write_dense(f, train, test, distance, point_type):
-    train, test = np.asarray(train), np.asarray(test)
-    if distance == "hamming":
-        train, test, point_type = train.astype(bool), test.astype(bool), "bit"
+def _write_dense(f: h5py.File, train: Points, test: Points, distance: str,
+                 point_type: str) -> None:
+    if not hasattr(train, "shape"):
+        train, test = np.asarray(train), np.asarray(test)
+    dtype = bool if distance == "hamming" else \
+        np.result_type(np.asarray(train[:1]), np.asarray(test[:1]))
     f.attrs["type"] = "dense"
-    f.attrs["point_type"] = point_type
+    f.attrs["point_type"] = "bit" if distance == "hamming" else point_type
     f.attrs["dimension"] = train.shape[1]
-    f.create_dataset("train", data=train)
-    f.create_dataset("test", data=test)
+    for key, X in (("train", train), ("test", test)):
+        out = f.create_dataset(key, shape=X.shape, dtype=dtype)
+        for lo in range(0, X.shape[0], _ROWS_PER_WRITE):
+            out[lo:lo + _ROWS_PER_WRITE] = np.asarray(X[lo:lo + _ROWS_PER_WRITE], dtype=dtype)
 
 
-def _write_sparse(f, train, test):
+def _write_sparse(f: h5py.File, train: Points, test: Points) -> None:
     train, test = ([np.sort(np.asarray(s, dtype=np.int32)) for s in sets]
                    for sets in (train, test))
     f.attrs["type"] = "sparse"
@@ -199,3 +273,10 @@ def _write_sparse(f, train, test):
         f.create_dataset(f"size_{key}", data=np.array([len(s) for s in sets], dtype=np.int32))
 
 
+def provenance(path: Path | str) -> dict[str, Any]:
+    """The provenance attributes of a file (those it has); source_sha256 as a dict."""
+    with h5py.File(path, "r") as f:
+        found = {key: text(f.attrs[key]) for key in PROVENANCE if key in f.attrs}
+    if "source_sha256" in found:
+        found["source_sha256"] = json.loads(found["source_sha256"])
+    return found

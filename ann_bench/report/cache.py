@@ -118,7 +118,7 @@ def _dataset_stamp(dataset_name: str, data_dir: Path | str) -> dict | None:
 def _dataset_distances(dataset_name: str, data_dir: Path | str) -> np.ndarray:
     from .. import datasets
 
-    data = datasets.load_dataset(datasets.get_dataset(dataset_name, data_dir=data_dir))
+    data = datasets.load_dataset(datasets.get_dataset(dataset_name, data_dir=data_dir, check=False))
     return np.asarray(data.distances)
 
 
