@@ -103,7 +103,7 @@ def dataset_attributes(path: Path) -> tuple[str, str, int]:
 
 def make_executor(args: argparse.Namespace) -> Executor:
     if args.local:
-        return LocalExecutor()
+        return LocalExecutor(definitions_file=args.definitions)
     from .run.executors.docker.executor import DockerExecutor
 
     return DockerExecutor(memory_limit_bytes=args.memory, parallelism=args.parallelism,

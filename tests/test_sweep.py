@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ann_bench import cli
+from ann_bench.algorithms.faults.module import Scripted
 from ann_bench.datasets import write_dataset
 from ann_bench.errors import UserError
 from ann_bench.paths import REPO as ROOT
@@ -29,9 +30,8 @@ from ann_bench.run.sweep import run_plan
 DEFINITIONS = """
 algorithms:
   scripted:
-    module: tests.misbehaving
+    library: faults
     constructor: Scripted
-    metrics: [angular, euclidean]
     base_args: ["@metric"]
     run_groups:
       g:
@@ -171,8 +171,8 @@ def test_dry_run_lists_definitions_and_estimates_from_earlier_results(tmp_path, 
 
 
 def scripted(rule, modes=("good", "bad"), group="g"):
-    return Definition(algorithm="scripted", run_group=group, module="tests.misbehaving", constructor="Scripted",
-                      image="scripted", base_args=("angular",), args={"rule": rule},
+    return Definition(algorithm="scripted", run_group=group, module=Scripted.__module__, constructor="Scripted",
+                      image="faults", base_args=("angular",), args={"rule": rule},
                       query_args=tuple({"mode": mode} for mode in modes))
 
 
