@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="definitions run at once, each on its own cores")
     p.add_argument("--memory", type=parse_memory, default=None,
                    help="memory limit per container (e.g. 8g); default: total memory / parallelism")
-    p.add_argument("--build", action="store_true", help="build missing Docker images first")
+    p.add_argument("--build", action="store_true",
+                   help="build missing Docker images first (with --local: make missing environments)")
     p.add_argument("--dry-run", action="store_true",
                    help="list what would run, what is done, and an estimate of the time; run nothing")
     p.add_argument("--force", action="store_true", help="run again even where results exist")
@@ -78,10 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def list_algorithms(definitions_file: Path) -> None:
     entries = load_algorithms(definitions_file).values()
-    rows = [("algorithm", "image", "metrics", "groups", "state")]
+    rows = [("algorithm", "library", "metrics", "groups", "state")]
     for entry in entries:
         state = "disabled" if entry.disabled else ("exact" if entry.exact else "")
-        rows.append((entry.name, entry.image, ", ".join(entry.metrics), str(len(entry.run_groups)), state))
+        rows.append((entry.name, entry.library, ", ".join(entry.metrics), str(len(entry.run_groups)), state))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

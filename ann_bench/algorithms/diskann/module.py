@@ -15,7 +15,7 @@ distance counts.
 diskannpy 0.7.0 requires numpy 1.25: its compiled module reads numpy 1.x's array layout, and
 under numpy 2 single searches return garbage (the first id k times). It therefore runs in its
 own environment: its Docker image pins numpy 1.25, and `--local` runs it in `.venvs/diskann`
-(made by `scripts/setup-env --image diskann`), never in the shared .venv.
+(`local: own` in algorithms.yaml; `scripts/setup-env` makes it), never in the shared .venv.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 from ...paths import REPO, VENVS_DIR
 from ..definitions import DEFAULT_FILE, Definition, load_algorithms
 from .base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
-from .local_envs import own_environment_libraries
+from .local_envs import ensure_own, own_environment_libraries
 
 PACKAGE_PARENT = REPO
 
@@ -45,11 +45,15 @@ class LocalExecutor(Executor):
         return str(own) if own.exists() else self.python
 
     def problems(self, definitions: list[Definition], build: bool = False) -> list[str]:
-        """Libraries that need an environment of their own that is not made yet."""
+        """Libraries that need an environment of their own that is not made yet; with build=True
+        (run.py --build) they are made first, as scripts/setup-env --library would."""
         own = own_environment_libraries(load_algorithms(self.definitions_file).values())
         problems = []
         for library in dict.fromkeys(d.image for d in definitions):
             if library not in own or self.python_for(library) != self.python:
+                continue
+            if build:
+                ensure_own(library, self.venvs_dir)
                 continue
             algorithms = ", ".join(dict.fromkeys(d.algorithm for d in definitions if d.image == library))
             problems.append(f"{algorithms} runs locally in an environment of its own (its pins conflict with "
