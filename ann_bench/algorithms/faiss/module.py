@@ -71,31 +71,6 @@ def _stats(name: str) -> Any:
     return getattr(faiss.cvar, name)
 
 
-class _IVFSearch(BaseANN):
-    """n_probe and distance counts, shared by the float and the binary IVF indexes."""
-
-    index: Any
-    n_list: int
-    _quantizer: Any
-
-    def set_query_arguments(self, n_probe: int) -> None:
-        self.n_probe = int(n_probe)
-        self.index.nprobe = min(self.n_probe, self.n_list)
-        _stats("indexIVF_stats").reset()
-
-    def get_additional(self) -> dict:
-        stats = _stats("indexIVF_stats")
-        if stats.nq == 0:
-            return {}
-        # Distances to the points in the visited cells, plus the n_list coarse-quantizer
-        # distances every query computes to pick its cells.
-        return {"dist_comps": stats.ndis / stats.nq + self.n_list}
-
-    def done(self) -> None:
-        super().done()
-        self._quantizer = None
-
-
 class _Faiss(BaseANN):
     metrics = tuple(METRIC_TYPES)
     point_types = ("float",)
@@ -138,12 +113,12 @@ class _Faiss(BaseANN):
         self.index = None
 
 
-class FaissIVF(_IVFSearch, _Faiss):
+class FaissIVF(_Faiss):
     def __init__(self, metric: str, n_list: int):
         super().__init__(metric)
         self.n_list = int(n_list)
         self.n_probe = 1
-        self._quantizer = None
+        self._quantizer: Any = None
 
     def _build(self, X: np.ndarray) -> None:
         _check_n_list(self.name, self.n_list, len(X))
@@ -156,6 +131,23 @@ class FaissIVF(_IVFSearch, _Faiss):
         index.train(X)
         index.add(X)
         self.index = index
+
+    def set_query_arguments(self, n_probe: int) -> None:
+        self.n_probe = int(n_probe)
+        self.index.nprobe = min(self.n_probe, self.n_list)
+        _stats("indexIVF_stats").reset()
+
+    def get_additional(self) -> dict:
+        stats = _stats("indexIVF_stats")
+        if stats.nq == 0:
+            return {}
+        # Distances to the points in the visited cells, plus the n_list coarse-quantizer
+        # distances every query computes to pick its cells.
+        return {"dist_comps": stats.ndis / stats.nq + self.n_list}
+
+    def done(self) -> None:
+        super().done()
+        self._quantizer = None
 
 
 class FaissHNSW(_Faiss):
@@ -300,13 +292,7 @@ class FaissBinaryFlat(_FaissBinary):
         self.index.add(codes)
 
 
-class FaissBinaryIVF(_IVFSearch, _FaissBinary):
-    def __init__(self, metric: str, n_list: int):
-        super().__init__(metric)
-        self.n_list = int(n_list)
-        self.n_probe = 1
-        self._quantizer = None
-
+class FaissBinaryIVF(_FaissBinary, FaissIVF):
     def _build(self, codes: np.ndarray) -> None:
         _check_n_list(self.name, self.n_list, len(codes))
         bits = codes.shape[1] * 8
@@ -317,24 +303,9 @@ class FaissBinaryIVF(_IVFSearch, _FaissBinary):
         self.index = index
 
 
-class FaissBinaryHNSW(_FaissBinary):
-    def __init__(self, metric: str, M: int, efConstruction: int):
-        super().__init__(metric)
-        self.M = int(M)
-        self.ef_construction = int(efConstruction)
-
+class FaissBinaryHNSW(_FaissBinary, FaissHNSW):
     def _build(self, codes: np.ndarray) -> None:
         index = faiss.IndexBinaryHNSW(codes.shape[1] * 8, self.M)
         index.hnsw.efConstruction = self.ef_construction
         index.add(codes)
         self.index = index
-
-    def set_query_arguments(self, efSearch: int) -> None:
-        self.index.hnsw.efSearch = int(efSearch)
-        _stats("hnsw_stats").reset()
-
-    def get_additional(self) -> dict:
-        stats = _stats("hnsw_stats")
-        if stats.n1 == 0:
-            return {}
-        return {"dist_comps": stats.ndis / stats.n1}
