@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="definitions at once, each pinned to its own core (batch mode: its share of the cores)")
     p.add_argument("--memory", type=parse_memory, default=None, metavar="SIZE",
                    help="memory limit per container, e.g. 8g (default: 90%% of total memory / --parallelism)")
-    p.add_argument("--build", action="store_true", help="build missing Docker images first")
+    p.add_argument("--build", action="store_true",
+                   help="build missing Docker images first (with --local: make missing environments)")
     p.add_argument("--dry-run", action="store_true",
                    help="list each definition with what of it is to run, done and failed before, per-algorithm "
                         "totals and a time estimate saying what it is based on; run nothing")
@@ -83,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def list_algorithms(definitions_file: Path) -> None:
     entries = load_algorithms(definitions_file).values()
-    rows = [("algorithm", "image", "metrics", "groups", "state")]
+    rows = [("algorithm", "library", "metrics", "groups", "state")]
     for entry in entries:
         state = "disabled" if entry.disabled else ("exact" if entry.exact else "")
-        rows.append((entry.name, entry.image, ", ".join(entry.metrics), str(len(entry.run_groups)), state))
+        rows.append((entry.name, entry.library, ", ".join(entry.metrics), str(len(entry.run_groups)), state))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -108,7 +109,7 @@ def dataset_attributes(path: Path) -> tuple[str, str, int]:
 
 def make_executor(args: argparse.Namespace) -> Executor:
     if args.local:
-        return LocalExecutor()
+        return LocalExecutor(definitions_file=args.definitions)
     from .run.executors.docker.executor import DockerExecutor
 
     return DockerExecutor(memory_limit_bytes=args.memory, parallelism=args.parallelism,

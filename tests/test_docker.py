@@ -24,6 +24,8 @@ import pytest
 import yaml
 
 from ann_bench import cli, datasets
+from ann_bench.algorithms.declared import library_imports
+from ann_bench.algorithms.folders import LibraryFolder
 from ann_bench.paths import REPO
 from ann_bench.report import metrics
 from ann_bench.results.files import iter_result_paths, read_result
@@ -87,10 +89,10 @@ def definitions_file(tmp_path: Path, name: str, args: dict, query_args: dict) ->
     """A one-entry algorithms file for an algorithms.yaml entry with a small grid."""
     entry = load_algorithms()[name]
     path = tmp_path / f"{name}.yaml"
+    template = {"docker": entry.docker} if entry.docker != "wheel" else {}
     path.write_text(yaml.safe_dump({"algorithms": {name: {
-        "module": entry.module, "constructor": entry.constructor, "image": entry.image,
-        "metrics": list(entry.metrics), "base_args": list(entry.base_args), "exact": entry.exact,
-        "run_groups": {"test": {"args": args, "query_args": query_args}},
+        "library": entry.library, "constructor": entry.constructor, "base_args": list(entry.base_args),
+        "exact": entry.exact, "run_groups": {"test": {"args": args, "query_args": query_args}}, **template,
     }}}))
     return path
 
@@ -123,11 +125,6 @@ def test_base_image_pins_match_requirements():
                                                  f"requirements.txt {required[package]}"
 
 
-def test_every_image_named_has_a_dockerfile():
-    for path in (ROOT / "algorithms.yaml", FAULTS):
-        assert images.missing_dockerfiles(load_algorithms(path).values()) == [], path
-
-
 def test_install_py_rebuilds_from_cache_and_reports_failures(built, tmp_path):
     run = subprocess.run([sys.executable, "install.py", "--image", "bruteforce"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
@@ -135,21 +132,25 @@ def test_install_py_rebuilds_from_cache_and_reports_failures(built, tmp_path):
     assert re.search(r"ann-bench-bruteforce\s+built", run.stdout)
     assert "Using cache" in (ROOT / "build" / "logs" / "bruteforce.log").read_text()
 
+    run = subprocess.run([sys.executable, "install.py", "--image", "no_such_library", "--log-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert re.search(r"ann-bench-no_such_library\s+failed", run.stdout)
+    assert "no library folder ann_bench/algorithms/no_such_library" in run.stdout
+
     broken = tmp_path / "broken.yaml"
-    broken.write_text("algorithms:\n  nothing:\n    module: m\n    constructor: C\n    image: no-such-image\n"
-                      "    metrics: [angular]\n    run_groups: {g: {args: [], query_args: []}}\n")
+    broken.write_text("algorithms:\n  nothing:\n    library: no_such_library\n    constructor: C\n"
+                      "    run_groups: {g: {args: [], query_args: []}}\n")
     run = subprocess.run([sys.executable, "install.py", "--definitions", str(broken)], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
-    assert run.returncode == 1
-    assert re.search(r"ann-bench-no-such-image\s+failed", run.stdout)
-    assert "install/Dockerfile.no-such-image" in run.stdout
+    assert run.returncode == 2 and "'library'" in run.stderr and "no_such_library/module.py" in run.stderr
 
     run = subprocess.run([sys.executable, "install.py", "--algorithm", "hnswlibb"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "unknown algorithm 'hnswlibb'" in run.stderr
 
 
-def test_missing_image_is_reported_with_the_command_to_build_it(engine, tmp_path, data_dir, capsys):
+def test_missing_image_is_reported_with_the_command_to_build_it(engine, tmp_path, data_dir, request):
     definition = Definition("ghost", "g", "m", "C", "not-built-xyz")
     message = "image ann-bench-not-built-xyz is not built: run `.venv/bin/python install.py --algorithm ghost`"
     assert DockerExecutor().problems([definition]) == [message]
@@ -157,45 +158,53 @@ def test_missing_image_is_reported_with_the_command_to_build_it(engine, tmp_path
     assert images.missing_images([definition]) == ["not-built-xyz"]
 
     # From another algorithms file, the command names it: install.py would not know the algorithm.
+    # The library must exist and its image not: a fresh one, in a copy of the project.
+    copy = request.getfixturevalue("project_copy")
+    library = f"ghost_{uuid.uuid4().hex[:8]}"
+    shutil.copytree(copy / "ann_bench" / "algorithms" / "faults", copy / "ann_bench" / "algorithms" / library)
     ghosts = tmp_path / "ghosts.yaml"
-    ghosts.write_text("algorithms:\n  ghost:\n    module: m\n    constructor: C\n    image: not-built-xyz\n"
-                      "    metrics: [angular]\n    run_groups: {g: {args: [], query_args: []}}\n")
-    assert sweep(tmp_path, data_dir, tmp_path / "results", ghosts) == 2
-    assert f"run `.venv/bin/python install.py --definitions {ghosts} --algorithm ghost`" in capsys.readouterr().err
+    ghosts.write_text(f"algorithms:\n  ghost:\n    library: {library}\n    constructor: Probe\n"
+                      "    base_args: ['@metric']\n    run_groups: {g: {args: [], query_args: []}}\n")
+    run = run_in(copy, "run.py", "--dataset", DATASET, "--definitions", str(ghosts), "--data-dir", str(data_dir),
+                 "--results", str(tmp_path / "results"), "--no-progress")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert f"run `.venv/bin/python install.py --definitions {ghosts} --algorithm ghost`" in run.stderr
 
 
-def test_build_builds_only_the_missing_image_on_the_existing_base(built, engine, tmp_path, data_dir,
-                                                                 monkeypatch, capsys):
+def run_in(project: Path, script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """A CLI of a copy of the project, started there (so it imports the copy's ann_bench)."""
+    return subprocess.run([sys.executable, script, *args], cwd=project, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_build_builds_only_the_missing_image_on_the_existing_base(built, engine, project_copy, tmp_path, data_dir):
     """run.py --build leaves an existing base as it is, whatever it was built from."""
-    name = f"buildtest-{uuid.uuid4().hex[:8]}"
-    tag = images.image_tag(name)
-    # An image under a fresh name, from a copy of Dockerfile.faults: a layer-cache hit, no network.
-    install = tmp_path / "install"
-    install.mkdir()
-    shutil.copy(ROOT / "install" / "Dockerfile.faults", install / f"Dockerfile.{name}")
-    monkeypatch.setattr(images, "INSTALL_DIR", install)
-    monkeypatch.setattr(images, "REPO", tmp_path)
-    entry = load_algorithms(FAULTS)["bruteforce"]
+    # A library under a fresh name, a copy of bruteforce (in a copy of the project): its image is
+    # missing, and building it from the wheel template is a layer-cache hit, with no network.
+    library = f"buildtest_{uuid.uuid4().hex[:8]}"
+    tag = images.image_tag(library)
+    algorithms = project_copy / "ann_bench" / "algorithms"
+    shutil.copytree(algorithms / "bruteforce", algorithms / library)
     definitions = tmp_path / "algorithms.yaml"
-    definitions.write_text(yaml.safe_dump({"algorithms": {"bruteforce": {
-        "module": entry.module, "constructor": entry.constructor, "image": name, "metrics": ["angular"],
-        "base_args": list(entry.base_args), "run_groups": {"exact": {"args": [], "query_args": []}},
+    definitions.write_text(yaml.safe_dump({"algorithms": {"exact": {
+        "library": library, "constructor": "BruteForce", "base_args": ["@metric"],
+        "run_groups": {"exact": {"args": [], "query_args": []}},
     }}}))
     base_id = engine.images.get(images.image_tag(images.BASE)).id
     assert not images.image_exists(engine, tag)
     try:
-        assert sweep(tmp_path, data_dir, tmp_path / "results", definitions, "--build") == 0
-        out = capsys.readouterr().out
+        run = run_in(project_copy, "run.py", "--dataset", DATASET, "--definitions", str(definitions), "--runs", "1",
+                     "--data-dir", str(data_dir), "--results", str(tmp_path / "results"), "--no-progress", "--build")
+        assert run.returncode == 0, run.stdout + run.stderr
         assert images.image_exists(engine, tag)
-        assert re.search(rf"{tag}: built", out), out
-        assert images.image_tag(images.BASE) not in out and images.OS_IMAGE not in out, out
+        assert re.search(rf"{tag}: built", run.stdout), run.stdout
+        assert images.image_tag(images.BASE) not in run.stdout and images.OS_IMAGE not in run.stdout, run.stdout
         assert engine.images.get(images.image_tag(images.BASE)).id == base_id
         [path] = iter_result_paths(tmp_path / "results")
         assert read_result(path, arrays=False).ok
     finally:
         if images.image_exists(engine, tag):
-            engine.images.remove(tag)  # only the tag: the image is ann-bench-faults' too
-        (images.LOG_DIR / f"{name}.log").unlink(missing_ok=True)
+            engine.images.remove(tag)  # only the tag: the image is ann-bench-bruteforce's too
 
 
 # -- same numbers as local ------------------------------------------------------------------
@@ -495,23 +504,28 @@ def test_harness_digest_names_the_code(tmp_path):
     assert harness_digest(tmp_path) != digest
 
 
-def test_library_pins_live_in_one_place():
-    """Dockerfile.<image> starts from the base and installs install/requirements/<image>.txt,
-    whose every line is pinned, never a pin of its own; requirements-local.txt includes that
-    same file, so --local measures the same version."""
-    local = (ROOT / "requirements-local.txt").read_text()
-    for dockerfile in sorted((ROOT / "install").glob("Dockerfile.*")):
-        image = dockerfile.name.partition(".")[2]
-        text = dockerfile.read_text()
-        assert "ARG BASE=ann-bench-base" in text and "FROM ${BASE}" in text, dockerfile.name
-        installs = re.findall(r"pip install[^\n]*", text)
-        assert all("-r /tmp/requirements.txt" in line for line in installs), f"{dockerfile.name} pins inline"
-        requirements = images.requirements_file(image)
-        if installs:
-            lines = [line for line in requirements.read_text().splitlines() if line and not line.startswith("#")]
-            assert lines and all("==" in line for line in lines), f"{requirements} has an unpinned line"
-            assert f"install/requirements/{image}.txt" in local or image in LOCAL_EXCEPTIONS, image
+def test_every_library_image_installs_its_folders_pins_and_checks_its_imports():
+    """Each image starts from the base and installs its folder's requirements.txt (every line
+    pinned), never a pin of its own; one made from a template checks that every import of the
+    wrapper's module.py works, so a missing package fails the build, not the first run."""
+    for path in (ROOT / "algorithms.yaml", FAULTS):
+        for library, recipe in images.recipes(load_algorithms(path).values()).items():
+            text = recipe.dockerfile()
+            assert "ARG BASE=ann-bench-base" in text and "FROM ${BASE}" in text, library
+            installs = re.findall(r"pip install[^\n]*", text)
+            assert installs and all("-r /tmp/requirements.txt" in line for line in installs), library
+            pins = [line for line in recipe.folder.pins().splitlines() if line and not line.startswith("#")]
+            assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==\S+", line) for line in pins), f"{library}: {pins}"
+            if recipe.source != recipe.folder.dockerfile:
+                check = "; ".join(library_imports(recipe.folder.module_file))
+                assert f'python -c "{check}"' in text and "{{" not in text, text
 
 
-# Images whose libraries cannot share the local environment (say why in requirements-local.txt).
-LOCAL_EXCEPTIONS: set[str] = {"diskann"}
+def test_the_compile_template_builds_the_library_from_source_with_its_apt_packages(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "module.py").write_text("import numpy as np\nimport mylib.core\n")
+    recipe = images.Recipe(LibraryFolder("lib", tmp_path), "compile", ("libopenblas-dev",), "my-lib")
+    text = recipe.dockerfile()
+    assert "install -y --no-install-recommends g++ python3-dev libopenblas-dev \\" in text
+    assert "--no-binary my-lib -r /tmp/requirements.txt" in text
+    assert 'python -c "import numpy as np; import mylib.core"' in text

@@ -1,5 +1,8 @@
 """The conformance check in Docker, as a user runs it: `run.py --quick --runs 1` for a
-representative set of entries on random-xs-20-angular and random-xs-20-euclidean.
+representative set of entries, or the entries DOCKER_CONFORMANCE names (space- or comma-
+separated: `DOCKER_CONFORMANCE="annoy faiss-ivf" pytest tests/test_docker_conformance.py`), on
+a local dataset of each metric they declare (random-xs-20-angular, random-xs-20-euclidean,
+random-hamming-bits, random-jaccard; no local dot-product set is registered).
 
 tests/test_conformance.py checks every algorithms.yaml entry in this process (local mode); this
 checks that the images really work: the library installed in the image, the worker in a
@@ -14,8 +17,10 @@ images builds them from nothing before CI runs the tests).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -30,11 +35,29 @@ from ann_bench.run.executors.docker import images
 
 ROOT = REPO
 K = 10
-# Entries checked in Docker: the exact reference, a compiled library and a database server.
-ALGORITHMS = ["bruteforce", "hnswlib", "pgvector-hnsw"]
-DATASETS = {"random-xs-20-angular": "xs_angular", "random-xs-20-euclidean": "xs_euclidean"}
+# Entries checked in Docker by default: the exact reference, a compiled library and a database server.
+REPRESENTATIVE = ["bruteforce", "hnswlib", "pgvector-hnsw"]
+# metric -> its local dataset
+LOCAL_DATASETS = {"angular": "random-xs-20-angular", "euclidean": "random-xs-20-euclidean",
+                  "hamming": "random-hamming-bits", "jaccard": "random-jaccard"}
 ENTRIES = load_algorithms()
 SWEEP_TIMEOUT = 900  # seconds for one run.py over every entry on one dataset
+
+
+def chosen_entries() -> list[str]:
+    names = [n for n in re.split(r"[\s,]+", os.environ.get("DOCKER_CONFORMANCE", "")) if n] or REPRESENTATIVE
+    unknown = [n for n in names if n not in ENTRIES]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(ENTRIES), n=3)
+        raise pytest.UsageError(f"DOCKER_CONFORMANCE names {', '.join(unknown)}, not in algorithms.yaml "
+                                f"(closest: {', '.join(close) or 'none'})")
+    return names
+
+
+ALGORITHMS = chosen_entries()
+# The local datasets of the metrics the chosen entries declare, in LOCAL_DATASETS' order.
+DATASETS = [dataset for metric, dataset in LOCAL_DATASETS.items()
+            if any(metric in ENTRIES[name].metrics for name in ALGORITHMS)]
 
 
 @pytest.fixture(scope="session")
@@ -52,25 +75,42 @@ def docker_images():
     return needed
 
 
-@pytest.fixture(scope="module", params=list(DATASETS))
-def quick_sweep(request, docker_images, data_dir, tmp_path_factory):
-    """run.py --quick --runs 1 in Docker over ALGORITHMS on one dataset: (dataset, results dir)."""
-    name = request.param
-    path = request.getfixturevalue(DATASETS[name])
-    results = tmp_path_factory.mktemp(f"docker-quick-{name}")
-    command = [sys.executable, "run.py", "--dataset", name, "--quick", "--runs", "1", "--results", str(results),
-               "--data-dir", str(data_dir), "--no-progress"]
-    for algorithm in ALGORITHMS:
-        command += ["--algorithm", algorithm]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=SWEEP_TIMEOUT,
-                         stdin=subprocess.DEVNULL)
-    assert run.returncode == 0, f"run.py exited with {run.returncode}:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
-    return name, path, results
+def supporting(dataset: str) -> list[str]:
+    spec = datasets.DATASETS[dataset]
+    return [name for name in ALGORITHMS if ENTRIES[name].supports(spec.distance, spec.point_type)]
+
+
+# (dataset, entry): every chosen entry on the local dataset of every metric it declares.
+CASES = [(dataset, name) for dataset in DATASETS for name in supporting(dataset)]
+
+
+@pytest.fixture(scope="module")
+def quick_sweep(docker_images, data_dir, tmp_path_factory):
+    """run.py --quick --runs 1 in Docker over the chosen entries that support a dataset, once
+    per dataset: dataset name -> (its path, results dir)."""
+    done: dict = {}
+
+    def sweep(name: str):
+        if name not in done:
+            path = datasets.get_dataset(name, data_dir, progress=False)
+            results = tmp_path_factory.mktemp(f"docker-quick-{name}")
+            command = [sys.executable, "run.py", "--dataset", name, "--quick", "--runs", "1", "--results",
+                       str(results), "--data-dir", str(data_dir), "--no-progress"]
+            for algorithm in supporting(name):
+                command += ["--algorithm", algorithm]
+            run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=SWEEP_TIMEOUT,
+                                 stdin=subprocess.DEVNULL)
+            assert run.returncode == 0, (f"run.py exited with {run.returncode}:\n{run.stdout[-4000:]}\n"
+                                         f"{run.stderr[-4000:]}")
+            done[name] = path, results
+        return done[name]
+
+    return sweep
 
 
 def best_quick_point(algorithm: str, dataset) -> tuple[dict | list, dict | list]:
     entry = ENTRIES[algorithm]
-    definition = definitions_for_entry(entry, dataset.distance, K, dataset.train.shape[1], quick=True)[-1]
+    definition = definitions_for_entry(entry, dataset.distance, K, dataset.dimension, quick=True)[-1]
     return definition.args, definition.query_args[-1]
 
 
@@ -78,9 +118,9 @@ def _plain(value):
     return json.loads(json.dumps(value))
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_recall_at_the_best_quick_point_in_docker(quick_sweep, algorithm):
-    name, path, results = quick_sweep
+@pytest.mark.parametrize("name, algorithm", CASES)
+def test_recall_at_the_best_quick_point_in_docker(quick_sweep, name, algorithm):
+    path, results = quick_sweep(name)
     dataset = datasets.load_dataset(path)
     args, query_args = best_quick_point(algorithm, dataset)
     found = {}
@@ -92,7 +132,7 @@ def test_recall_at_the_best_quick_point_in_docker(quick_sweep, algorithm):
         assert result.environment.get("image", "").startswith("ann-bench-"), "not run in Docker"
         key = (result.attrs["build_args"], result.attrs["query_args"])
         found[key] = metrics.knn_recall(dataset.distances, result, K)
-    quick = definitions_for_entry(ENTRIES[algorithm], dataset.distance, K, dataset.train.shape[1], quick=True)
+    quick = definitions_for_entry(ENTRIES[algorithm], dataset.distance, K, dataset.dimension, quick=True)
     expected = sum(len(d.query_args) for d in quick)
     assert len(found) == expected, f"{algorithm} on {name}: {len(found)} results, expected {expected}"
     best = [recall for (build_args, q_args), recall in found.items()

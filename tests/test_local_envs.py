@@ -1,12 +1,12 @@
-"""Local mode for images whose library cannot share the local environment (diskannpy needs numpy 1.25).
+"""The local environments: the shared .venv, and one of its own for a library that cannot share
+it (`local: own` in algorithms.yaml: diskannpy needs numpy 1.25).
 
-Their pins stay out of requirements-local.txt; `scripts/setup-env --image <image>` makes
-.venvs/<image> (requirements.txt with the image's own pins winning), and `run.py --local` runs
-their definitions with that environment's python. The shared .venv cannot import their
-libraries, so the conformance suite runs once more for each such image, in its own environment
-and restricted to its entries (CONFORMANCE_IMAGE). It runs as a test of this suite so that the
-one pytest summary scripts/test ends with counts it. scripts/test makes the environments, with
-pytest in them.
+`scripts/setup-env` (ann_bench/run/executors/local_envs.py) installs every other library folder's
+pins into .venv, and makes .venvs/<library> from requirements.txt with the library's own pins
+winning; `run.py --local` runs that library's definitions with that environment's python. The
+shared .venv cannot import those libraries, so the conformance suite runs once more for each,
+in its own environment and restricted to its entries (CONFORMANCE_LIBRARY). It runs as a test of
+this suite so that the one pytest summary scripts/test ends with counts it.
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from ann_bench.algorithms.folders import LibraryFolder, library_names
 from ann_bench.paths import REPO as ROOT
 from ann_bench.report.cache import metrics_for_results
 from ann_bench.results.files import load_results
 from ann_bench.run.definitions import get_definitions, load_algorithms
-from ann_bench.run.executors.local import VENVS_DIR, LocalExecutor, own_environment_images, shares_local_environment
+from ann_bench.run.executors import local_envs
+from ann_bench.run.executors.local import VENVS_DIR, LocalExecutor
 
-OWN_ENVIRONMENT_IMAGES = own_environment_images()  # what scripts/test makes an environment for
+OWN_ENVIRONMENT_LIBRARIES = local_envs.own_environment_libraries()  # what scripts/setup-env makes
 DATASET = "random-xs-20-euclidean"
 CONFORMANCE_TIMEOUT = 1200  # seconds, for one image's entries on every metric they declare
 
@@ -34,18 +36,30 @@ def definitions(algorithm: str):
     return get_definitions(load_algorithms(), "euclidean", "float", 10, 20, [algorithm], quick=True)
 
 
-def test_only_conflicting_images_need_an_environment_of_their_own():
-    assert not shares_local_environment("diskann")
-    assert shares_local_environment("hnswlib")  # in requirements-local.txt
-    assert shares_local_environment("bruteforce")  # no pins of its own
-    assert "diskann" in OWN_ENVIRONMENT_IMAGES and "hnswlib" not in OWN_ENVIRONMENT_IMAGES
+def test_the_shared_environment_has_every_library_but_those_with_their_own():
+    """Adding a library folder with pins is all it takes for .venv to have it."""
+    assert OWN_ENVIRONMENT_LIBRARIES == ["diskann"]
+    shared = local_envs.shared_requirements()
+    assert shared[0] == local_envs.TEST_REQUIREMENTS
+    expected = [LibraryFolder(name).requirements for name in library_names() if name != "diskann"]
+    assert shared[1:] == [path for path in expected if path.is_file()]
+    assert LibraryFolder("hnswlib").requirements in shared and LibraryFolder("diskann").requirements not in shared
+
+
+def test_a_librarys_own_environment_takes_its_pins_over_the_harnesss():
+    text = local_envs.own_requirements(LibraryFolder("diskann"))
+    pins = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert "numpy==1.25.0" in pins and "scipy==1.11.4" in pins and "diskannpy==0.7.0" in pins
+    assert not [p for p in pins if p.startswith(("numpy==2", "scipy==1.17"))], pins
+    assert "h5py==3.16.0" in pins  # the rest of the harness's pins stay
+    assert [p for p in pins if p.startswith("pytest==")], "the conformance suite runs there too"
 
 
 def test_a_missing_environment_is_a_problem_that_says_how_to_make_it(tmp_path):
     executor = LocalExecutor(venvs_dir=tmp_path)
     assert executor.problems(definitions("hnswlib")) == []
     problems = executor.problems(definitions("diskann"))
-    assert len(problems) == 1 and "scripts/setup-env --image diskann" in problems[0], problems
+    assert len(problems) == 1 and "scripts/setup-env --library diskann" in problems[0], problems
     assert executor.python_for("diskann") == sys.executable
 
 
@@ -59,31 +73,30 @@ def test_an_image_environment_is_used_when_there_is_one(tmp_path):
     assert executor.problems(definitions("diskann")) == []
 
 
-def own_python(image: str) -> Path:
-    """.venvs/<image>/bin/python, with pytest in it; without it, a failure in CI, else a skip."""
-    python = VENVS_DIR / image / "bin" / "python"
+def own_python(library: str) -> Path:
+    """.venvs/<library>/bin/python, with pytest in it; without it, a failure in CI, else a skip."""
+    python = VENVS_DIR / library / "bin" / "python"
     if python.exists() and subprocess.run([str(python), "-c", "import pytest"], capture_output=True).returncode == 0:
         return python
-    message = (f".venvs/{image} with pytest in it is missing: scripts/test makes it "
-               f"(scripts/setup-env --image {image}, then requirements-test.txt's pytest pin into it)")
+    message = f".venvs/{library} with pytest in it is missing: make it with scripts/setup-env --library {library}"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
 
 
-@pytest.mark.parametrize("image", OWN_ENVIRONMENT_IMAGES)
-def test_conformance_suite_in_the_images_own_environment(image):
-    python = own_python(image)
+@pytest.mark.parametrize("library", OWN_ENVIRONMENT_LIBRARIES)
+def test_conformance_suite_in_the_librarys_own_environment(library):
+    python = own_python(library)
     run = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", "tests/test_conformance.py"],
-        cwd=ROOT, env=dict(os.environ, CONFORMANCE_IMAGE=image), capture_output=True, text=True,
+        cwd=ROOT, env=dict(os.environ, CONFORMANCE_LIBRARY=library), capture_output=True, text=True,
         timeout=CONFORMANCE_TIMEOUT,
     )
     output = (run.stdout + run.stderr).strip()
-    print(f"tests/test_conformance.py in .venvs/{image}: {output.splitlines()[-1] if output else '(no output)'}")
-    # Exit 5 (nothing collected) is a failure too: the image has entries to check.
-    assert run.returncode == 0, (f"tests/test_conformance.py with CONFORMANCE_IMAGE={image} in .venvs/{image} "
-                                 f"exited {run.returncode}:\n{output[-6000:]}")
+    print(f"tests/test_conformance.py in .venvs/{library}: {output.splitlines()[-1] if output else '(no output)'}")
+    # Exit 5 (nothing collected) is a failure too: the library has entries to check.
+    assert run.returncode == 0, (f"tests/test_conformance.py with CONFORMANCE_LIBRARY={library} in "
+                                 f".venvs/{library} exited {run.returncode}:\n{output[-6000:]}")
 
 
 def test_diskann_quick_sweep_runs_locally_in_its_own_environment(tmp_path, data_dir, xs_euclidean):

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from ann_bench.algorithms.faults.module import Scripted
 from ann_bench.results.files import read_result
 from ann_bench.run.definitions import Definition
 from ann_bench.run.runner import InvalidAnswer, Job, display_name, run_job, validate_answers
-from tests.misbehaving import Scripted
 
 
 def test_valid_answers_are_padded():
@@ -40,8 +40,8 @@ def test_one_answer_per_query(answers, message):
 
 
 def make_job(tmp_path, dataset, rule, query_args=({"mode": "good"}, {"mode": "bad"})):
-    definition = Definition(algorithm="scripted", run_group="g", module="tests.misbehaving",
-                            constructor="Scripted", image="none", base_args=("angular",),
+    definition = Definition(algorithm="scripted", run_group="g", module=Scripted.__module__,
+                            constructor="Scripted", image="faults", base_args=("angular",),
                             args={"rule": rule}, query_args=tuple(query_args))
     return Job(definition=definition, dataset="random-xs-20-angular", dataset_path=str(dataset),
                results_dir=str(tmp_path), count=10, batch=False, runs=2, query_args=list(query_args),

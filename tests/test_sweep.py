@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ann_bench import cli
+from ann_bench.algorithms.faults.module import Scripted
 from ann_bench.errors import UserError
 from ann_bench.paths import REPO as ROOT
 from ann_bench.results.files import iter_result_paths, read_result
@@ -26,9 +27,8 @@ from ann_bench.run.sweep import run_plan
 DEFINITIONS = """
 algorithms:
   scripted:
-    module: tests.misbehaving
+    library: faults
     constructor: Scripted
-    metrics: [angular, euclidean]
     base_args: ["@metric"]
     run_groups:
       g:
@@ -139,8 +139,8 @@ def test_killing_run_py_leaves_no_worker_and_keeps_finished_results(tmp_path, da
 
 
 def scripted(rule, modes=("good", "bad"), group="g"):
-    return Definition(algorithm="scripted", run_group=group, module="tests.misbehaving", constructor="Scripted",
-                      image="scripted", base_args=("angular",), args={"rule": rule},
+    return Definition(algorithm="scripted", run_group=group, module=Scripted.__module__, constructor="Scripted",
+                      image="faults", base_args=("angular",), args={"rule": rule},
                       query_args=tuple({"mode": mode} for mode in modes))
 
 

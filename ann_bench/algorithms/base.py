@@ -1,7 +1,9 @@
 """The interface every wrapped library implements.
 
-A wrapper states what it supports as class attributes (data, not probing): the runner reads
-`metrics`, `point_types` and `supports_batch`, and never asks `hasattr`.
+A wrapper states what it supports as class attributes (data, not probing): `metrics`,
+`point_types`, `supports_batch` and `package`, written as literals (or names bound to literals
+in its module), because the host reads them from the source without importing the wrapper
+(ann_bench/algorithms/declared.py); the worker checks that the imported class agrees.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 from typing import Any, ClassVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 
 def rss_kb() -> int:
@@ -27,6 +30,21 @@ def allowed_threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
+_openmp_threads: int | None = None  # what set_openmp_threads last set
+
+
+def set_openmp_threads(n: int) -> None:
+    """Size every OpenMP runtime loaded in this process to n threads, the copies of libgomp
+    that wheels bundle included (faiss, ngtpy, mrpt; Milvus Lite's faiss). The setting is
+    process-wide, so the last call wins; it is remembered, so the call costs nothing when
+    nothing changes (faiss makes it before every single query). A runtime loaded after a call
+    starts at OMP_NUM_THREADS, which the executor sets to the worker's threads."""
+    global _openmp_threads
+    if n != _openmp_threads:
+        threadpool_limits(limits=n, user_api="openmp")
+        _openmp_threads = n
+
+
 class BaseANN:
     metrics: ClassVar[tuple[str, ...]] = ()
     point_types: ClassVar[tuple[str, ...]] = ("float",)
@@ -36,6 +54,9 @@ class BaseANN:
 
     def __init__(self) -> None:
         self._batch_results: Any = None
+        # What messages call this run. The runner names it after the result it is making, e.g.
+        # "hnswlib(M=16, efConstruction=200, ef=40)", before fit and before each query-argument
+        # set, so a wrapper never names itself.
         self.name = type(self).__name__
 
     def checked_metric(self, metric: str) -> str:

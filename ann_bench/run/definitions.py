@@ -1,16 +1,16 @@
 """algorithms.yaml: load, validate and expand into one Definition per build-argument set.
 
-Format (grids are data; YAML anchors share repeated lists):
+An entry says what to run; everything else about a library is in its folder,
+ann_bench/algorithms/<library>/ (ann_bench/algorithms/folders.py), and its wrapper class
+declares the metrics and point types it supports (read without importing it: declared.py).
+Format (grids are data):
 
     algorithms:
-      hnswlib:
-        module: ann_bench.algorithms.hnswlib_wrapper
-        constructor: HnswLib
-        image: hnswlib                 # built from install/Dockerfile.hnswlib (default: name)
-        metrics: [euclidean, angular]
-        point_types: [float]           # default [float]
+      hnswlib-small:
+        library: hnswlib               # its folder (default: the entry's name)
+        constructor: HnswLib           # a class of the folder's module.py
         exact: false                   # exact algorithms must reach recall 1.0
-        disabled: false
+        disabled: false                # run only when named (--algorithm)
         base_args: ["@metric"]         # passed first to every constructor
         run_groups:
           M-4-96:
@@ -22,9 +22,13 @@ Format (grids are data; YAML anchors share repeated lists):
         quick:                         # a small grid for smoke runs (run.py --quick)
           args: {M: 16, efConstruction: 200}
           query_args: {ef: [20, 80]}
+        docker: compile                # its image: wheel (the default) or compile, from
+        apt: [libopenblas-dev]         #   install/Dockerfile.<docker>; apt: more packages to compile with
+        local: own                     # --local runs it in .venvs/<library>, not the shared .venv
 
 A grid is the cartesian product of its value lists; a scalar is a list of one value.
 "@metric", "@count" and "@dimension" are replaced by the dataset's distance, k and dimension.
+`docker`, `apt` and `local` describe the library, so every entry of a library says the same.
 """
 
 from __future__ import annotations
@@ -38,8 +42,11 @@ from typing import Any
 
 import yaml
 
+from ..algorithms.declared import Declared, class_names, read_declared
+from ..algorithms.folders import NAME as LIBRARY_NAME
+from ..algorithms.folders import LibraryFolder, library_names
 from ..errors import ConfigError, UnknownNameError
-from ..paths import DEFAULT_DEFINITIONS
+from ..paths import ALGORITHMS_DIR, DEFAULT_DEFINITIONS
 
 DEFAULT_FILE = DEFAULT_DEFINITIONS
 METRICS = ("euclidean", "angular", "dot", "hamming", "jaccard")
@@ -48,20 +55,31 @@ PLACEHOLDERS = ("@metric", "@count", "@dimension")
 # A name becomes a directory under results/; "<name>-batch" is the batch-mode directory.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
+DOCKER_TEMPLATES = ("wheel", "compile")  # install/Dockerfile.<template>
+LOCAL_ENVIRONMENTS = ("shared", "own")
+
 # key -> (required, accepted types, description used in error messages)
 _ENTRY_KEYS: dict[str, tuple[bool, tuple[type, ...], str]] = {
-    "module": (True, (str,), "a Python module path"),
-    "constructor": (True, (str,), "a class name in that module"),
-    "metrics": (True, (list,), "a list of metrics"),
+    "library": (False, (str,), "a library folder of ann_bench/algorithms/ (default: the entry's name)"),
+    "constructor": (True, (str,), "a class name in the library's module.py"),
     "run_groups": (True, (dict,), "a mapping of group name to {args, query_args}"),
-    "image": (False, (str,), "an image name"),
-    "point_types": (False, (list,), "a list of point types"),
     "base_args": (False, (list,), "a list of arguments"),
     "exact": (False, (bool,), "true or false"),
     "disabled": (False, (bool,), "true or false"),
     "quick": (False, (dict,), "a run group {args, query_args}"),
     "description": (False, (str,), "a sentence"),
+    "docker": (False, (str,), f"the image's template, one of {', '.join(DOCKER_TEMPLATES)}"),
+    "apt": (False, (list,), "a list of Debian packages the compile template installs too"),
+    "local": (False, (str,), "'own' (its own environment for --local) or 'shared'"),
 }
+# Keys of the old format, and where what they said lives now.
+_RETIRED_KEYS = {
+    "module": "the wrapper is the library folder's module.py (name the folder with 'library')",
+    "image": "the image is named after the library folder (name the folder with 'library')",
+    "metrics": "the wrapper class declares them (metrics = (...) in module.py)",
+    "point_types": "the wrapper class declares them (point_types = (...) in module.py)",
+}
+_LIBRARY_KEYS = ("docker", "apt", "local")  # the same in every entry of a library
 _GROUP_KEYS = ("args", "query_args")
 
 
@@ -75,9 +93,9 @@ class Definition:
 
     algorithm: str
     run_group: str
-    module: str
+    module: str  # the wrapper's import path: ann_bench.algorithms.<library>.module
     constructor: str
-    image: str
+    image: str  # the library folder's name: its image, ann-bench-<image>, and .venvs/<image>
     base_args: tuple = ()
     args: Any = field(default_factory=list)
     query_args: tuple = ((),)
@@ -115,17 +133,42 @@ def _plain(value: Any) -> Any:
 @dataclass(frozen=True)
 class AlgorithmEntry:
     name: str
-    module: str
+    folder: LibraryFolder
     constructor: str
-    image: str
-    metrics: tuple[str, ...]
-    point_types: tuple[str, ...]
+    declared: Declared  # what the constructor's class declares, read from module.py
     base_args: tuple
     run_groups: dict
     quick: dict | None
     exact: bool
     disabled: bool
     description: str = ""
+    docker: str = "wheel"
+    apt: tuple[str, ...] = ()
+    local: str = "shared"
+
+    @property
+    def library(self) -> str:
+        return self.folder.name
+
+    @property
+    def module(self) -> str:
+        return self.folder.module
+
+    @property
+    def image(self) -> str:
+        return self.folder.name
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return self.declared.metrics
+
+    @property
+    def point_types(self) -> tuple[str, ...]:
+        return self.declared.point_types
+
+    @property
+    def own_environment(self) -> bool:
+        return self.local == "own"
 
     def supports(self, metric: str, point_type: str = "float") -> bool:
         return metric in self.metrics and point_type in self.point_types
@@ -194,15 +237,20 @@ def _check_placeholders(where: str, value: Any) -> None:
         _check_placeholders(where, item)
 
 
-def _parse_entry(path: Path, name: str, raw: Any) -> AlgorithmEntry:
+def _did_you_mean(name: str, names) -> str:
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _parse_entry(path: Path, name: str, raw: Any, root: Path) -> AlgorithmEntry:
     where = f"{path}: algorithm '{name}'"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a mapping of keys ({', '.join(_ENTRY_KEYS)})")
     for key in raw:
+        if key in _RETIRED_KEYS:
+            raise ConfigError(f"{where}: key '{key}': no longer used: {_RETIRED_KEYS[key]}; remove it")
         if key not in _ENTRY_KEYS:
-            close = difflib.get_close_matches(str(key), _ENTRY_KEYS, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where}: key '{key}': unknown key{hint}")
+            raise ConfigError(f"{where}: key '{key}': unknown key{_did_you_mean(str(key), _ENTRY_KEYS)}")
     for key, (required, types, what) in _ENTRY_KEYS.items():
         if key not in raw:
             if required:
@@ -210,17 +258,9 @@ def _parse_entry(path: Path, name: str, raw: Any) -> AlgorithmEntry:
             continue
         if not isinstance(raw[key], types):
             raise ConfigError(f"{where}: key '{key}': must be {what}, not {type(raw[key]).__name__}")
-    if not raw["metrics"]:
-        raise ConfigError(f"{where}: key 'metrics': empty; list the metrics it supports ({', '.join(METRICS)})")
-    for metric in raw["metrics"]:
-        if metric not in METRICS:
-            raise ConfigError(f"{where}: key 'metrics': unknown metric '{metric}' (known: {', '.join(METRICS)})")
-    point_types = raw.get("point_types", ["float"])
-    for point_type in point_types:
-        if point_type not in POINT_TYPES:
-            raise ConfigError(
-                f"{where}: key 'point_types': unknown point type '{point_type}' (known: {', '.join(POINT_TYPES)})"
-            )
+    folder = _library_folder(where, raw, name, root)
+    declared = _declared(where, folder, raw["constructor"])
+    _check_library_keys(where, raw, folder)
     _check_placeholders(f"{where}: key 'base_args'", raw.get("base_args", []))
     if not raw["run_groups"]:
         raise ConfigError(f"{where}: key 'run_groups': empty; give at least one group")
@@ -230,22 +270,101 @@ def _parse_entry(path: Path, name: str, raw: Any) -> AlgorithmEntry:
         _check_group(f"{where}: key 'quick'", raw["quick"])
     return AlgorithmEntry(
         name=name,
-        module=raw["module"],
+        folder=folder,
         constructor=raw["constructor"],
-        image=raw.get("image", name),
-        metrics=tuple(raw["metrics"]),
-        point_types=tuple(point_types),
+        declared=declared,
         base_args=tuple(raw.get("base_args", [])),
         run_groups=raw["run_groups"],
         quick=raw.get("quick"),
         exact=raw.get("exact", False),
         disabled=raw.get("disabled", False),
         description=raw.get("description", ""),
+        docker=raw.get("docker", "wheel"),
+        apt=tuple(raw.get("apt", [])),
+        local=raw.get("local", "shared"),
     )
 
 
-def load_algorithms(path: Path | str = DEFAULT_FILE) -> dict[str, AlgorithmEntry]:
-    """Parse and validate the file; every problem names the file, the entry and the key."""
+def _library_folder(where: str, raw: dict, name: str, root: Path) -> LibraryFolder:
+    library = raw.get("library", name)
+    given = "library" in raw
+    if not LIBRARY_NAME.fullmatch(library):
+        what = f"'{library}'" if given else f"not given, and the entry's name '{library}'"
+        raise ConfigError(f"{where}: key 'library': {what} is not a library folder name (lowercase letters, "
+                          f"digits and '_', starting with a letter); name its folder with 'library: NAME'")
+    folder = LibraryFolder(library, root)
+    if not folder.module_file.is_file():
+        what = "" if given else "not given, and "
+        raise ConfigError(f"{where}: key 'library': {what}there is no {folder.module_file}"
+                          f"{_did_you_mean(library, library_names(root))}; a library is a folder with its "
+                          f"wrapper in module.py")
+    return folder
+
+
+def _declared(where: str, folder: LibraryFolder, constructor: str) -> Declared:
+    classes = class_names(folder.module_file)
+    if constructor not in classes:
+        raise ConfigError(f"{where}: key 'constructor': no class '{constructor}' in {folder.module_file}"
+                          f"{_did_you_mean(constructor, classes)}")
+    try:
+        declared = read_declared(folder.module_file, constructor)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: key 'constructor': {e}") from None
+    if not declared.metrics:
+        raise ConfigError(f"{where}: key 'constructor': {folder.module_file}: {constructor}.metrics is empty; "
+                          f"declare the metrics it supports ({', '.join(METRICS)})")
+    for attribute, known in (("metrics", METRICS), ("point_types", POINT_TYPES)):
+        for value in getattr(declared, attribute):
+            if value not in known:
+                raise ConfigError(f"{where}: key 'constructor': {folder.module_file}: {constructor}.{attribute}: "
+                                  f"unknown {attribute[:-1].replace('_', ' ')} '{value}' (known: {', '.join(known)})")
+    if not declared.package:
+        raise ConfigError(f"{where}: key 'constructor': {folder.module_file}: {constructor}.package is not set; "
+                          f"declare the PyPI distribution whose version results record (package = \"...\")")
+    return declared
+
+
+def _check_library_keys(where: str, raw: dict, folder: LibraryFolder) -> None:
+    docker = raw.get("docker", "wheel")
+    if docker not in DOCKER_TEMPLATES:
+        raise ConfigError(f"{where}: key 'docker': unknown template '{docker}'"
+                          f"{_did_you_mean(docker, DOCKER_TEMPLATES)} (known: {', '.join(DOCKER_TEMPLATES)})")
+    if folder.dockerfile.is_file():
+        for key in ("docker", "apt"):
+            if key in raw:
+                raise ConfigError(f"{where}: key '{key}': the library has its own {folder.dockerfile}, which this key "
+                                  f"would not change; remove it")
+    apt = raw.get("apt", [])
+    if apt and docker != "compile":
+        raise ConfigError(f"{where}: key 'apt': only the compile template installs Debian packages; add "
+                          f"'docker: compile', or give the library a Dockerfile of its own")
+    for package in apt:
+        if not isinstance(package, str) or not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", package):
+            raise ConfigError(f"{where}: key 'apt': {package!r} is not a Debian package name")
+    local = raw.get("local", "shared")
+    if local not in LOCAL_ENVIRONMENTS:
+        raise ConfigError(f"{where}: key 'local': must be 'own' (an environment of its own, .venvs/"
+                          f"{folder.name}, for a library whose pins conflict with the shared .venv) or 'shared', "
+                          f"not {local!r}")
+
+
+def _check_libraries_agree(path: Path, entries: dict[str, AlgorithmEntry]) -> None:
+    """docker, apt and local describe a library: entries of one library that disagree are an error."""
+    first: dict[str, AlgorithmEntry] = {}
+    for entry in entries.values():
+        other = first.setdefault(entry.library, entry)
+        for key in _LIBRARY_KEYS:
+            mine, theirs = getattr(entry, key), getattr(other, key)
+            if mine != theirs:
+                raise ConfigError(f"{path}: algorithm '{entry.name}': key '{key}': {_plain(mine)!r}, but algorithm "
+                                  f"'{other.name}' of the same library '{entry.library}' has {_plain(theirs)!r}; "
+                                  f"a library has one {key}: give both the same")
+
+
+def load_algorithms(path: Path | str = DEFAULT_FILE, libraries: Path = ALGORITHMS_DIR) -> dict[str, AlgorithmEntry]:
+    """Parse and validate the file; every problem names the file, the entry and the key.
+
+    `libraries` is where the library folders are (another place only in tests)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -268,7 +387,9 @@ def load_algorithms(path: Path | str = DEFAULT_FILE) -> dict[str, AlgorithmEntry
         if not _NAME.fullmatch(name) or name.endswith("-batch"):
             raise ConfigError(f"{path}: algorithm '{name}': a name may hold only letters, digits, '.', '_' and "
                               f"'-', must start with a letter or digit and must not end with '-batch'; rename it")
-    return {name: _parse_entry(path, name, raw) for name, raw in data["algorithms"].items()}
+    entries = {name: _parse_entry(path, name, raw, libraries) for name, raw in data["algorithms"].items()}
+    _check_libraries_agree(path, entries)
+    return entries
 
 
 def _substitute(value: Any, subs: dict[str, Any]) -> Any:
@@ -306,7 +427,7 @@ def definitions_for_entry(entry: AlgorithmEntry, metric: str, count: int, dimens
                     run_group=group_name,
                     module=entry.module,
                     constructor=entry.constructor,
-                    image=entry.image,
+                    image=entry.library,
                     base_args=tuple(_substitute(list(entry.base_args), subs)),
                     args=args,
                     query_args=query_args,

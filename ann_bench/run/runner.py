@@ -14,11 +14,13 @@ import logging
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from .. import log as logsetup
+from ..algorithms import declared
 from ..algorithms.base import BaseANN
 from ..datasets.distance import distances_to
 from ..datasets.hdf5 import Dataset, load_dataset
@@ -36,11 +38,24 @@ class InvalidAnswer(Exception):
     """A wrapper returned something that is not a valid k-NN answer."""
 
 
+class DeclarationMismatch(Exception):
+    """The imported wrapper class declares something else than the host read from its source."""
+
+
 def instantiate(definition: Definition) -> BaseANN:
+    """The wrapper, once its class is checked to declare what the host chose it by, named
+    after the definition."""
     module = importlib.import_module(definition.module)
     constructor = getattr(module, definition.constructor)
+    path = Path(module.__file__ or definition.module)
+    found = declared.differences(constructor, declared.read_declared(path, definition.constructor), path)
+    if found:
+        raise DeclarationMismatch("the wrapper changes its declarations when imported (" + "; ".join(found) +
+                                  "): declare them as literals that nothing changes")
     args, kwargs = definition.constructor_call()
-    return constructor(*args, **kwargs)
+    algo = constructor(*args, **kwargs)
+    algo.name = display_name(definition, ())
+    return algo
 
 
 def validate_answers(answers, k: int, n_train: int, n_queries: int | None = None) -> np.ndarray:
@@ -126,6 +141,7 @@ def time_batch(algo: BaseANN, queries: np.ndarray, k: int) -> tuple[int, list]:
 
 def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> dict:
     """Warm up, then job.runs timed passes; returns arrays and attributes of the best pass."""
+    algo.name = display_name(job.definition, query_args)
     if isinstance(query_args, dict):
         algo.set_query_arguments(**query_args)
     else:
@@ -190,7 +206,7 @@ def run_job(job: Job) -> bool:
             log.info("%s has no native batch search; timing one-by-one answers", job.definition.algorithm)
         build_time, index_size = _build(algo, data)
     except Exception as e:
-        reason = "fit failed: " + _last_line(e)
+        reason = str(e) if isinstance(e, DeclarationMismatch) else "fit failed: " + _last_line(e)
         if algo is not None:
             algo.done()
         for query_args in job.query_args:

@@ -4,15 +4,14 @@ A child process, not the caller's own, so that a segfault, a hang or a memory bl
 library costs one definition, not the sweep.
 
 The child runs the shared environment's python (the caller's), except for a definition whose
-image has an environment of its own, `.venvs/<image>` (asv's one-environment-per-need habit):
-a library whose pins conflict with the shared .venv (diskannpy needs numpy 1.25) is left out
-of requirements-local.txt and gets its environment from `scripts/setup-env --image <image>`.
+library has an environment of its own, `.venvs/<library>` (asv's one-environment-per-need
+habit): a library whose pins conflict with the shared .venv (diskannpy needs numpy 1.25) says
+`local: own` in algorithms.yaml, and local_envs.py (`scripts/setup-env`) makes its environment.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,52 +19,45 @@ import threading
 from pathlib import Path
 
 from ...paths import REPO, VENVS_DIR
-from ..definitions import Definition, load_algorithms
+from ..definitions import DEFAULT_FILE, Definition, load_algorithms
 from .base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
-from .docker.images import requirements_file
+from .local_envs import ensure_own, own_environment_libraries
 
 PACKAGE_PARENT = REPO
-LOCAL_REQUIREMENTS = REPO / "requirements-local.txt"
-
-
-def shares_local_environment(image: str) -> bool:
-    """True unless the image has pins (install/requirements/<image>.txt) that
-    requirements-local.txt leaves out: those conflict with the shared environment."""
-    if not requirements_file(image).is_file():
-        return True
-    included = re.findall(r"^\s*-r\s+(\S+)", LOCAL_REQUIREMENTS.read_text(), re.M)
-    return f"install/requirements/{image}.txt" in included
-
-
-def own_environment_images() -> list[str]:
-    """The images of algorithms.yaml that need an environment of their own (scripts/test
-    makes one for each, and runs the conformance suite in it)."""
-    return sorted({entry.image for entry in load_algorithms().values() if not shares_local_environment(entry.image)})
 
 
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self, python: str = sys.executable, venvs_dir: Path = VENVS_DIR):
+    def __init__(self, python: str = sys.executable, venvs_dir: Path = VENVS_DIR,
+                 definitions_file: Path | str | None = None):
+        """`definitions_file` (default algorithms.yaml) says which libraries run in an
+        environment of their own (`local: own`)."""
         self.python = python
         self.venvs_dir = Path(venvs_dir)
+        self.definitions_file = definitions_file or DEFAULT_FILE
         self._running: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 
-    def python_for(self, image: str) -> str:
-        """The image's own environment's python where it has one, else the shared one."""
-        own = self.venvs_dir / image / "bin" / "python"
+    def python_for(self, library: str) -> str:
+        """The library's own environment's python where it has one, else the shared one."""
+        own = self.venvs_dir / library / "bin" / "python"
         return str(own) if own.exists() else self.python
 
     def problems(self, definitions: list[Definition], build: bool = False) -> list[str]:
-        """Images that need an environment of their own that is not made yet."""
+        """Libraries that need an environment of their own that is not made yet; with build=True
+        (run.py --build) they are made first, as scripts/setup-env --library would."""
+        own = own_environment_libraries(load_algorithms(self.definitions_file).values())
         problems = []
-        for image in dict.fromkeys(d.image for d in definitions):
-            if shares_local_environment(image) or self.python_for(image) != self.python:
+        for library in dict.fromkeys(d.image for d in definitions):
+            if library not in own or self.python_for(library) != self.python:
                 continue
-            algorithms = ", ".join(dict.fromkeys(d.algorithm for d in definitions if d.image == image))
+            if build:
+                ensure_own(library, self.venvs_dir)
+                continue
+            algorithms = ", ".join(dict.fromkeys(d.algorithm for d in definitions if d.image == library))
             problems.append(f"{algorithms} runs locally in an environment of its own (its pins conflict with "
-                            f"the shared one): make it with scripts/setup-env --image {image}")
+                            f"the shared one): make it with scripts/setup-env --library {library}")
         return problems
 
     def stop_all(self) -> None:

@@ -139,7 +139,7 @@ class DockerExecutor(Executor):
         by_image = _algorithms_by_image(definitions)
         failed: dict[str, str] = {}
         if build and missing:
-            results = images.build_missing(missing, client)
+            results = images.build_missing(missing, client, self.definitions_file)
             failed = {images.bare_name(r.image): str(r.log_path or r.error) for r in results if not r.ok}
             missing = images.missing_images(definitions, client)
         return [

@@ -1,15 +1,18 @@
-"""Docker images: the base OS image, the base image and one image per algorithm.
+"""Docker images: the base OS image, the base image and one image per library.
 
     ann-bench-os:bookworm   made locally by install/base-os.sh (debootstrap + docker import),
                             for an engine that can pull nothing; not needed when the base is
                             built FROM an official image (--build-arg BASE_IMAGE=debian:bookworm-slim)
-    ann-bench-base          install/Dockerfile: Python, numpy, h5py, the runner's entry point
-    ann-bench-<image>       install/Dockerfile.<image>: the base plus one pinned library
+    ann-bench-base          install/Dockerfile: Python with the runner's dependencies
+    ann-bench-<library>     the base plus one library's pins (ann_bench/algorithms/<library>/
+                            requirements.txt), from the library folder's own Dockerfile, or else
+                            from the standard template its entries name (`docker: wheel`, the
+                            default, or `docker: compile`: install/Dockerfile.<template>)
 
 `python install.py` (a thin CLI over `main`) builds them; the run CLI calls `missing_images`
 and, for --build, `build_missing`. Builds go through the Docker SDK with the host's network
 (so pip reaches PyPI through whatever the host uses) and the host's CA bundle in the context;
-each build's output goes to build/logs/<image>.log.
+each build's output goes to build/logs/<image>.log, after the Dockerfile it built.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ....algorithms.declared import library_imports
+from ....algorithms.folders import LibraryFolder
 from ....errors import UserError, report
 from ....paths import BUILD_LOG_DIR, INSTALL_DIR, REPO
 from ...definitions import DEFAULT_FILE, AlgorithmEntry, Definition, load_algorithms, select
@@ -65,9 +70,46 @@ def bare_name(name: str) -> str:
     return name[len(IMAGE_PREFIX):] if name.startswith(IMAGE_PREFIX) else name
 
 
-def dockerfile_for(name: str) -> Path:
-    name = bare_name(name)
-    return INSTALL_DIR / ("Dockerfile" if name == BASE else f"Dockerfile.{name}")
+@dataclass(frozen=True)
+class Recipe:
+    """How one library's image is made: its folder, and what its entries say of its image."""
+
+    folder: LibraryFolder
+    template: str = "wheel"  # install/Dockerfile.<template>, unless the folder has a Dockerfile
+    apt: tuple[str, ...] = ()  # Debian packages the compile template installs too
+    package: str | None = None  # the distribution the compile template builds from source
+
+    @classmethod
+    def of(cls, entry: AlgorithmEntry) -> "Recipe":
+        return cls(entry.folder, entry.docker, entry.apt, entry.declared.package)
+
+    @property
+    def source(self) -> Path:
+        """The Dockerfile it is made from: the folder's own, or the template."""
+        own = self.folder.dockerfile
+        return own if own.is_file() else INSTALL_DIR / f"Dockerfile.{self.template}"
+
+    def dockerfile(self) -> str:
+        """The Dockerfile's text: the folder's own, or the template with its fields filled in
+        (the import check is every top-level import of an installed package in module.py)."""
+        text = self.source.read_text()
+        if self.source == self.folder.dockerfile:
+            return text
+        text = text[text.index("ARG BASE"):]  # the template's own comments describe the template
+        fields = {"IMPORTS": "; ".join(library_imports(self.folder.module_file)) or "pass",
+                  "APT": "".join(f" {package}" for package in self.apt), "PACKAGE": self.package or ""}
+        for field, value in fields.items():
+            text = text.replace("{{" + field + "}}", value)
+        header = f"# ann-bench-{self.folder.name}: made by install.py from {self.source.relative_to(REPO)}\n"
+        return header + text
+
+
+def recipes(entries: Iterable[AlgorithmEntry]) -> dict[str, Recipe]:
+    """library name -> its recipe (the entries of a library agree on it: definitions checks)."""
+    found: dict[str, Recipe] = {}
+    for entry in entries:
+        found.setdefault(entry.library, Recipe.of(entry))
+    return found
 
 
 def docker_client(timeout: int = 120):
@@ -96,23 +138,6 @@ def image_exists(client, tag: str) -> bool:
     return True
 
 
-def images_of(entries: Iterable[AlgorithmEntry]) -> dict[str, list[str]]:
-    """image name -> the algorithms that use it, in file order."""
-    images: dict[str, list[str]] = {}
-    for entry in entries:
-        images.setdefault(entry.image, []).append(entry.name)
-    return images
-
-
-def missing_dockerfiles(entries: Iterable[AlgorithmEntry]) -> list[str]:
-    """One message per image named in algorithms.yaml that has no install/Dockerfile.<image>."""
-    return [
-        f"image '{image}' (algorithm {', '.join(names)}) has no {dockerfile_for(image).relative_to(REPO)}"
-        for image, names in images_of(entries).items()
-        if not dockerfile_for(image).is_file()
-    ]
-
-
 def missing_images(definitions: Iterable[Definition], client=None) -> list[str]:
     """Bare names of the images these definitions need that are not built, in order."""
     client = client or docker_client()
@@ -134,18 +159,12 @@ def host_ca_bundle() -> bytes:
     return b""  # pip falls back to its own bundle
 
 
-def requirements_file(image: str) -> Path:
-    """The pinned packages of one image; requirements-local.txt includes the same files."""
-    return INSTALL_DIR / "requirements" / f"{image}.txt"
-
-
-def build_context(dockerfile: Path) -> io.BytesIO:
-    """A tar with the Dockerfile (as "Dockerfile"), ca/ with the host's CA bundle, and the
-    image's install/requirements/<image>.txt (as "requirements.txt") where it has one."""
-    files = [("Dockerfile", dockerfile.read_bytes()), ("ca/host-ca.crt", host_ca_bundle())]
-    requirements = requirements_file(dockerfile.name.partition(".")[2])
-    if requirements.is_file():
-        files.append(("requirements.txt", requirements.read_bytes()))
+def build_context(dockerfile: str, requirements: str | None = None) -> io.BytesIO:
+    """A tar with the Dockerfile, ca/ with the host's CA bundle, and for a library image its
+    folder's requirements.txt (empty when it has none: the base image has what it needs)."""
+    files = [("Dockerfile", dockerfile.encode()), ("ca/host-ca.crt", host_ca_bundle())]
+    if requirements is not None:
+        files.append(("requirements.txt", requirements.encode()))
     files += [(f"ca/{p.name}", p.read_bytes()) for p in sorted((INSTALL_DIR / "ca").glob("*"))
               if p.is_file() and p.name != "host-ca.crt"]
     buffer = io.BytesIO()
@@ -179,26 +198,32 @@ def build_os_image(log_dir: Path = LOG_DIR, force: bool = False) -> BuildResult:
 
 
 def build_image(name: str, build_args: dict[str, str] | None = None, nocache: bool = False,
-                log_dir: Path = LOG_DIR, tag: str | None = None) -> BuildResult:
-    """docker build one image from its Dockerfile (as `tag`, by default ann-bench-<name>);
-    never raises for a failed build."""
+                log_dir: Path = LOG_DIR, recipe: Recipe | None = None, tag: str | None = None) -> BuildResult:
+    """docker build the base (name "base") or a library's image (by its recipe, by default
+    the wheel template's) as `tag`, by default ann-bench-<name>; never raises for a failed build."""
     from docker.errors import APIError, DockerException
 
+    name = bare_name(name)
     tag = tag or image_tag(name)
-    dockerfile = dockerfile_for(name)
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{bare_name(name)}.log"
+    log_path = log_dir / f"{name}.log"
     start = time.perf_counter()
-    if not dockerfile.is_file():
-        log_path.write_text(f"no {dockerfile}\n")
-        return BuildResult(tag, "failed", 0.0, log_path, f"no {dockerfile.relative_to(REPO)}")
+    if name == BASE:
+        source, dockerfile, requirements = INSTALL_DIR / "Dockerfile", (INSTALL_DIR / "Dockerfile").read_text(), None
+    else:
+        recipe = recipe or Recipe(LibraryFolder(name))
+        if not recipe.folder.module_file.is_file():
+            error = f"no library folder {recipe.folder.path.relative_to(REPO)} (with a module.py)"
+            log_path.write_text(error + "\n")
+            return BuildResult(tag, "failed", 0.0, log_path, error)
+        source, dockerfile, requirements = recipe.source, recipe.dockerfile(), recipe.folder.pins()
     error = ""
     with open(log_path, "w") as log:
-        log.write(f"building {tag} from {dockerfile.relative_to(REPO)} with {build_args or {}}\n")
+        log.write(f"building {tag} from {source.relative_to(REPO)} with {build_args or {}}\n{dockerfile}\n")
         try:
             client = docker_client(timeout=BUILD_TIMEOUT)
             stream = client.api.build(
-                fileobj=build_context(dockerfile), custom_context=True, tag=tag,
+                fileobj=build_context(dockerfile, requirements), custom_context=True, tag=tag,
                 buildargs=dict(build_args or {}), network_mode="host", nocache=nocache,
                 rm=True, forcerm=True, pull=False, decode=True,
             )
@@ -226,13 +251,16 @@ def _uses_local_os(build_args: dict[str, str]) -> bool:
 
 def build_images(image_names: Iterable[str], build_args: dict[str, str] | None = None, proc: int = 1,
                  nocache: bool = False, log_dir: Path = LOG_DIR, base: bool = True,
-                 progress: Callable[[str], None] | None = print) -> list[BuildResult]:
-    """Build the OS image if it is missing, then the base, then the named images.
+                 progress: Callable[[str], None] | None = print,
+                 recipes: dict[str, Recipe] | None = None) -> list[BuildResult]:
+    """Build the OS image if it is missing, then the base, then the named libraries' images
+    (by `recipes`, by default those of algorithms.yaml).
 
     With base=True the base is rebuilt every time (the layer cache makes that a second or two
-    when nothing changed); algorithm images are built `proc` at a time once the base is there.
+    when nothing changed); library images are built `proc` at a time once the base is there.
     """
     build_args = dict(build_args or {})
+    known = recipes if recipes is not None else recipes_of(DEFAULT_FILE)
     names = [bare_name(n) for n in dict.fromkeys(image_names) if bare_name(n) != BASE]
     say = progress or (lambda message: None)
     lock = threading.Lock()
@@ -256,19 +284,26 @@ def build_images(image_names: Iterable[str], build_args: dict[str, str] | None =
 
     def one(name: str) -> BuildResult:
         say(f"{image_tag(name)}: building")
-        return record(build_image(name, build_args, nocache, log_dir))
+        return record(build_image(name, build_args, nocache, log_dir, known.get(name)))
 
     with ThreadPoolExecutor(max_workers=max(1, proc)) as pool:
         list(pool.map(one, names))
     return results
 
 
-def build_missing(image_names: Iterable[str], client=None) -> list[BuildResult]:
-    """Build only what is missing (run.py --build): the named images on the existing base,
-    whatever it was built from (install.py --build-arg BASE_IMAGE=...), which is left as it is;
-    with no base yet, the base first, as `python install.py` would."""
+def build_missing(image_names: Iterable[str], client=None,
+                  definitions_file: Path | str | None = None) -> list[BuildResult]:
+    """Build only what is missing (run.py --build): the named images, by the recipes of the
+    definitions file (default algorithms.yaml), on the existing base, whatever it was built from
+    (install.py --build-arg BASE_IMAGE=...), which is left as it is; with no base yet, the base
+    first, as `python install.py` would."""
     client = client or docker_client()
-    return build_images(image_names, base=not image_exists(client, image_tag(BASE)))
+    return build_images(image_names, base=not image_exists(client, image_tag(BASE)),
+                        recipes=recipes_of(definitions_file or DEFAULT_FILE))
+
+
+def recipes_of(definitions_file: Path | str) -> dict[str, Recipe]:
+    return recipes(load_algorithms(definitions_file).values())
 
 
 def _not_built(name: str, why: str) -> BuildResult:
@@ -310,12 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="install.py",
         description="Build the Docker images: the OS image (if missing), ann-bench-base, and one "
-                    "image per algorithm (all in algorithms.yaml unless --algorithm/--image is given).",
+                    "image per library (all of algorithms.yaml's unless --algorithm/--image is given).",
     )
     parser.add_argument("--algorithm", action="append", default=[], metavar="NAME",
-                        help="build the image of this algorithm (repeatable)")
+                        help="build the image of this algorithm's library (repeatable)")
     parser.add_argument("--image", action="append", default=[], metavar="NAME",
-                        help="build this image by name, e.g. hnswlib (repeatable)")
+                        help="build this library's image, e.g. hnswlib (repeatable)")
     parser.add_argument("--definitions", default=str(DEFAULT_FILE), metavar="FILE",
                         help="the algorithms file (default: algorithms.yaml)")
     parser.add_argument("--proc", type=int, default=1, metavar="N", help="build N images in parallel")
@@ -326,19 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         build_args = _parse_build_args(args.build_arg)
+        entries = load_algorithms(args.definitions)
         images = list(args.image)
-        problems: list[str] = []
         if args.algorithm or not args.image:
-            entries = select(load_algorithms(args.definitions), args.algorithm or None)
-            problems = missing_dockerfiles(entries)
-            images += [image for image in images_of(entries) if image not in images]
+            images += [entry.library for entry in select(entries, args.algorithm or None)]
         docker_client()  # say plainly when there is no engine, before anything starts
         results = build_images(images, build_args, proc=args.proc, nocache=args.no_cache,
-                               log_dir=Path(args.log_dir))
+                               log_dir=Path(args.log_dir), recipes=recipes(entries.values()))
     except UserError as e:
         return report(e)
     print()
     print(format_table(results))
-    for problem in problems:
-        print(f"missing Dockerfile: {problem}")
-    return 0 if all(r.ok for r in results) and not problems else 1
+    return 0 if all(r.ok for r in results) else 1

@@ -1,0 +1,59 @@
+"""hnswlib: the reference implementation of HNSW graphs (Malkov & Yashunin).
+
+Build arguments: M (links per node) and efConstruction; query argument: ef (the search's
+candidate list size; hnswlib uses max(ef, k)). Single queries run on one thread; a batch runs
+knn_query over the whole matrix on the threads this worker was given.
+"""
+
+from __future__ import annotations
+
+import hnswlib
+import numpy as np
+
+from ..base import BaseANN, allowed_threads
+
+# Our metric name -> hnswlib space. "ip" is 1 - q.x, which orders points as "dot" (-q.x) does;
+# "cosine" normalises copies of the vectors inside hnswlib.
+SPACES = {"euclidean": "l2", "angular": "cosine", "dot": "ip"}
+
+
+class HnswLib(BaseANN):
+    metrics = tuple(SPACES)
+    point_types = ("float",)
+    supports_batch = True
+    package = "hnswlib"
+
+    def __init__(self, metric: str, M: int, efConstruction: int):
+        super().__init__()
+        self.metric = self.checked_metric(metric)
+        self.M = int(M)
+        self.ef_construction = int(efConstruction)
+        self.threads = allowed_threads()
+        self._index: hnswlib.Index | None = None
+
+    def fit(self, X: np.ndarray) -> None:
+        # hnswlib copies the vectors into its own storage (normalising them for "cosine").
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        index = hnswlib.Index(space=SPACES[self.metric], dim=X.shape[1])
+        index.init_index(max_elements=len(X), ef_construction=self.ef_construction, M=self.M)
+        index.add_items(X, np.arange(len(X)), num_threads=self.threads)
+        index.set_num_threads(1)  # single queries use one thread; batch_query asks for more
+        self._index = index
+
+    def set_query_arguments(self, ef: int) -> None:
+        assert self._index is not None
+        self._index.set_ef(int(ef))
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        assert self._index is not None
+        labels, _ = self._index.knn_query(q, k=min(k, self._index.get_current_count()), num_threads=1)
+        return labels[0].astype(np.int64)
+
+    def batch_query(self, Q: np.ndarray, k: int) -> None:
+        assert self._index is not None
+        labels, _ = self._index.knn_query(Q, k=min(k, self._index.get_current_count()),
+                                          num_threads=self.threads)
+        self._batch_results = list(labels.astype(np.int64))
+
+    def done(self) -> None:
+        self._index = None

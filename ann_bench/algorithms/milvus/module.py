@@ -1,0 +1,168 @@
+"""Milvus Lite (milvus-lite, through pymilvus's MilvusClient): HNSW and IVF_FLAT.
+
+MilvusClient on a local `.db` path starts Milvus Lite's gRPC server inside this process (a
+thread pool listening on 127.0.0.1, which a container without network still has) and talks to
+it as it would to a Milvus server; every insert, search and index call goes through gRPC.
+Milvus Lite 3 is a rewrite of Milvus Lite in Python: an LSM store (WAL, memtable, Parquet
+segments of at most 100,000 rows) with one FAISS index per sealed segment, searched segment by
+segment and merged; it is not the C++ Milvus server.
+Its cost: each search also walks every row's primary-key and delete bookkeeping in Python
+(executor_indexed._build_local_mask, about 0.3 ms per 1,000 rows, against 0.2 ms for the FAISS
+search on 90,000 rows), so a query takes ~0.4 s at 1.2M rows; the entries are disabled in
+algorithms.yaml for that reason. Milvus Lite 2.5 (the C++ core) is no alternative here: its
+local mode builds only FLAT, IVF_FLAT and AUTOINDEX, not HNSW.
+
+- MilvusHNSW: build arguments M and efConstruction; query argument ef.
+- MilvusIVF: IVF_FLAT, build argument nlist; query argument nprobe.
+Metrics: euclidean L2, angular COSINE, dot IP (the vectors go in as given).
+
+fit(): insert in batches, flush (the rows leave the memtable for sealed segments, which is
+where indexes live: a search of unflushed rows is brute force), create_index, load_collection.
+Build time (the runner's timer around fit) is all of it. fit then checks that the index is
+really there: describe_index says state Finished with every row indexed, and every segment has
+its index file of the requested type on disk.
+
+Index size: get_memory_usage() returns the size of the engine's index files in kB (0 before
+they exist), so the runner's index_size = after fit - before fit is the engine's index (for
+HNSW it holds the vectors as well as the graph, as FAISS stores it); get_additional repeats it
+as index_size_kb, with the number of segments. The client's RSS would also count the server's
+Python objects, Parquet buffers and gRPC.
+
+Threads: FAISS's OpenMP pool (one per process, shared with Milvus Lite) uses the allowed threads
+for the build and one thread for single queries; batch_query sends every query in one search
+request and lets FAISS use the allowed threads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from milvus_lite.server_manager import server_manager_instance
+from pymilvus import DataType, MilvusClient
+
+from ..base import allowed_threads, set_openmp_threads
+from ..ondisk import DiskIndex
+
+METRIC_TYPES = {"euclidean": "L2", "angular": "COSINE", "dot": "IP"}
+COLLECTION = "items"
+FIELD = "vector"
+INSERT_ROWS = 10_000  # rows per insert request (gRPC messages stay well under 64 MB)
+INDEX_FILE_SUFFIX = ".idx"
+DB_FILE = "bench.db"
+
+
+class _Milvus(DiskIndex):
+    metrics = tuple(METRIC_TYPES)
+    point_types = ("float",)
+    supports_batch = True
+    package = "milvus-lite"
+    index_type = ""
+
+    def __init__(self, metric: str):
+        super().__init__()
+        self.metric = self.checked_metric(metric)
+        self.metric_type = METRIC_TYPES[metric]
+        self.threads = allowed_threads()
+        self.client: MilvusClient | None = None
+        self.search_params: dict = {"metric_type": self.metric_type, "params": {}}
+
+    def build_params(self) -> dict:
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray) -> None:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        n, d = X.shape
+        set_openmp_threads(self.threads)
+        self.client = client = MilvusClient(str(self.make_directory() / DB_FILE))
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field(FIELD, DataType.FLOAT_VECTOR, dim=d)
+        client.create_collection(COLLECTION, schema=schema)
+        for lo in range(0, n, INSERT_ROWS):
+            rows = [{"id": i, FIELD: X[i]} for i in range(lo, min(lo + INSERT_ROWS, n))]
+            client.insert(COLLECTION, rows)
+        client.flush(COLLECTION)
+        params = client.prepare_index_params()
+        params.add_index(field_name=FIELD, index_type=self.index_type, metric_type=self.metric_type,
+                         params=self.build_params())
+        client.create_index(COLLECTION, params)
+        client.load_collection(COLLECTION)
+        self._check_index(n)
+        set_openmp_threads(1)
+
+    def index_files(self) -> list[Path]:
+        """One FAISS index file per sealed segment; see the module doc."""
+        assert self.directory is not None
+        suffix = f".{FIELD}.{self.index_type.lower()}{INDEX_FILE_SUFFIX}"
+        return sorted(p for p in self.directory.rglob(f"*{suffix}") if p.is_file())
+
+    def _check_index(self, n: int) -> None:
+        assert self.client is not None and self.directory is not None
+        [name] = self.client.list_indexes(COLLECTION)
+        info = self.client.describe_index(COLLECTION, name)
+        state = self.client.get_load_state(COLLECTION).get("state")
+        segments = sorted(self.directory.rglob("data_*.parquet"))
+        files = self.index_files()
+        if (info.get("index_type") != self.index_type or info.get("state") != "Finished"
+                or int(info.get("indexed_rows", -1)) != n or "Loaded" not in str(state)
+                or not files or len(files) < len(segments)):
+            raise RuntimeError(f"{self.name}: the index is not ready: {info}, load state {state}, "
+                               f"{len(files)} index files for {len(segments)} segments")
+        self._additional = {"segments": len(segments), "index_size_kb": self.get_memory_usage()}
+
+    def _search(self, Q: list, k: int) -> list:
+        assert self.client is not None
+        return self.client.search(COLLECTION, data=Q, limit=k, search_params=self.search_params,
+                                  output_fields=[])
+
+    @staticmethod
+    def _ids(hits) -> np.ndarray:
+        return np.fromiter((hit["id"] for hit in hits), dtype=np.int64, count=len(hits))
+
+    def query(self, q: np.ndarray, k: int) -> np.ndarray:
+        return self._ids(self._search([np.asarray(q, dtype=np.float32)], k)[0])
+
+    def batch_query(self, Q: np.ndarray, k: int) -> None:
+        set_openmp_threads(self.threads)
+        try:
+            Q = np.ascontiguousarray(Q, dtype=np.float32)
+            self._batch_results = [self._ids(hits) for hits in self._search(list(Q), k)]
+        finally:
+            set_openmp_threads(1)
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+            assert self.directory is not None
+            server_manager_instance.release_server(str(self.directory / DB_FILE))
+
+
+class MilvusHNSW(_Milvus):
+    index_type = "HNSW"
+
+    def __init__(self, metric: str, M: int, efConstruction: int):
+        super().__init__(metric)
+        self.M = int(M)
+        self.ef_construction = int(efConstruction)
+
+    def build_params(self) -> dict:
+        return {"M": self.M, "efConstruction": self.ef_construction}
+
+    def set_query_arguments(self, ef: int) -> None:
+        self.search_params = {"metric_type": self.metric_type, "params": {"ef": int(ef)}}
+
+
+class MilvusIVF(_Milvus):
+    index_type = "IVF_FLAT"
+
+    def __init__(self, metric: str, nlist: int):
+        super().__init__(metric)
+        self.nlist = int(nlist)
+
+    def build_params(self) -> dict:
+        return {"nlist": self.nlist}
+
+    def set_query_arguments(self, nprobe: int) -> None:
+        self.search_params = {"metric_type": self.metric_type, "params": {"nprobe": int(nprobe)}}
