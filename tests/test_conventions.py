@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from ann_bench.algorithms.bruteforce import BruteForce
+from ann_bench.algorithms.bruteforce.module import BruteForce
 from ann_bench.datasets import load_dataset, write_dataset
 from ann_bench.datasets.distance import distances_to
 from ann_bench.datasets.verify import verify_contents
