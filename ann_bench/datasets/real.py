@@ -103,17 +103,18 @@ def glove_subset(sources: Path, progress: bool = True) -> tuple[np.ndarray, np.n
 class _NumpyOnly(pickle.Unpickler):
     """Unpickles numpy arrays and nothing else: no other global can be named."""
 
-    # numpy 1 pickles name numpy.core, numpy 2 numpy._core; both are the same function.
+    # numpy 1 pickles name numpy.core, numpy 2 numpy._core; both are the same function, looked up
+    # when used (the worker imports this package under numpy 1.25 too, which has no _core).
     # Python 3's protocol 2 writes bytes as _codecs.encode(text, "latin1"), harmless too.
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,  # type: ignore[attr-defined]
-                ("numpy._core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,  # type: ignore[attr-defined]
-                ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                ("_codecs", "encode"): codecs.encode}
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"{module}.{name} is not allowed here")
-        return self._ALLOWED[module, name]
+        if name == "_reconstruct":
+            return np.ndarray.__reduce__(np.empty(0))[0]  # numpy's own _reconstruct, whatever its module
+        return {"ndarray": np.ndarray, "dtype": np.dtype, "encode": codecs.encode}[name]
 
 
 def mnist_from_pickle(data: bytes) -> tuple[np.ndarray, np.ndarray]:
