@@ -14,9 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+# Bytes of the final name kept in the temporary one: with the host name (at most 64), pid and
+# token it stays under the 255 bytes a file name may have, whatever the final name's length.
+_NAME_BYTES = 150
+
 
 def temporary_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    stem = os.fsencode(path.name)[:_NAME_BYTES].decode(errors="ignore")
+    return path.with_name(f".{stem}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 @contextmanager

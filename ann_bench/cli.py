@@ -14,10 +14,12 @@ from . import log as logsetup
 from .errors import DatasetError, UserError, report
 from .report.common import positive_int
 from .run import environment
-from .run.definitions import DEFAULT_FILE, get_definitions, load_algorithms
+from .run.definitions import DEFAULT_FILE, MAX_RUNS, Definition, get_definitions, load_algorithms
+from .run.disk import ResultsDiskError
 from .run.estimate import dry_run_table
 from .run.executors import Executor, LocalExecutor
 from .run.jobs import Settings
+from .run.lock import SweepLock
 from .run.plan import make_plan
 from .run.summary import summary
 from .run.sweep import run_plan
@@ -73,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="run again what failed before")
     p.add_argument("--max-n-algorithms", type=positive_int, default=None, metavar="N",
                    help="run at most N definitions (a random subset of what is left)")
+    p.add_argument("--max-runs", type=positive_int, default=MAX_RUNS, metavar="N",
+                   help="refuse a plan of more than N results (build-argument sets x query-argument sets), "
+                        "before expanding it")
+    p.add_argument("--wait", action="store_true",
+                   help="when another run.py is using the same --results, wait for it to finish instead of "
+                        "stopping")
     p.add_argument("--list-algorithms", action="store_true", help="list the algorithms and exit")
     p.add_argument("--list-datasets", action="store_true", help="list the datasets and exit")
     p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR", help="where datasets are kept")
@@ -127,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
     distance, point_type, dimension = dataset_attributes(path)
     definitions = get_definitions(entries, distance, point_type, args.count, dimension, args.algorithm,
-                                  quick=args.quick)
+                                  quick=args.quick, max_runs=args.max_runs)
     if not definitions:
         raise UserError(f"no algorithm in {args.definitions} supports {name} ({distance}, {point_type}); "
                         f"see run.py --list-algorithms")
@@ -139,17 +147,28 @@ def run(args: argparse.Namespace) -> int:
         environment={"harness_revision": environment.harness_revision(),
                      "harness_digest": environment.harness_digest(), "executor": executor.name},
     )
-    plan = make_plan(definitions, settings)
     if args.dry_run:
-        print(dry_run_table(plan, settings, executor.name))
+        print(dry_run_table(make_plan(definitions, settings), settings, executor.name))
         return 0
+    # Planned under the lock: a second run.py on this tree then sees what the first one made.
+    with SweepLock(settings.results_dir, wait=args.wait):
+        return sweep(definitions, settings, executor, name, distance, args)
+
+
+def sweep(definitions: list[Definition], settings: Settings, executor: Executor, name: str, distance: str,
+          args: argparse.Namespace) -> int:
+    plan = make_plan(definitions, settings)
     # Only what will run needs its image; finished definitions need nothing.
     problems = executor.problems([task.definition for task in plan.tasks], build=args.build)
     if problems:
         raise UserError("; ".join(problems))
     print(f"{name}: {len(plan.tasks)} definition(s) to run, {plan.pending_count} result(s) to make, "
           f"{len(plan.records)} already there", flush=True)
-    records = run_plan(plan, executor, settings, distance, progress=not args.no_progress)
+    try:
+        records = run_plan(plan, executor, settings, distance, progress=not args.no_progress)
+    except ResultsDiskError as error:
+        print(summary(list(error.records))[0])  # what finished before the disk failed
+        raise
     table, failed = summary(records)
     print(table)
     return 1 if failed else 0

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ import yaml
 from ..algorithms.declared import Declared, class_names, read_declared
 from ..algorithms.folders import NAME as LIBRARY_NAME
 from ..algorithms.folders import LibraryFolder, library_names
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError, UnknownNameError, UserError
 from ..paths import ALGORITHMS_DIR, DEFAULT_DEFINITIONS
 
 DEFAULT_FILE = DEFAULT_DEFINITIONS
@@ -54,6 +55,10 @@ POINT_TYPES = ("float", "bit")
 PLACEHOLDERS = ("@metric", "@count", "@dimension")
 # A name becomes a directory under results/; "<name>-batch" is the batch-mode directory.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+# Results one command may plan (run.py --max-runs raises it): a typo in a grid can ask for
+# millions, which would take minutes and gigabytes to expand and centuries to run.
+MAX_RUNS = 100_000
 
 DOCKER_TEMPLATES = ("wheel", "compile")  # install/Dockerfile.<template>
 LOCAL_ENVIRONMENTS = ("shared", "own")
@@ -81,6 +86,10 @@ _RETIRED_KEYS = {
 }
 _LIBRARY_KEYS = ("docker", "apt", "local")  # the same in every entry of a library
 _GROUP_KEYS = ("args", "query_args")
+
+
+class PlanTooLarge(UserError):
+    """The grids chosen would make more results than --max-runs allows."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +183,62 @@ class AlgorithmEntry:
         return metric in self.metrics and point_type in self.point_types
 
 
+# Values that aliases may add to the file in all. An alias shares one value (a list of query
+# arguments used by several groups); nested aliases multiply, and a few hundred bytes of them
+# ("billion laughs") expand to more values than the grids could ever be walked through.
+ALIAS_BUDGET = 10_000
+# Entries are a few levels deep; thousands of "[" would exhaust Python's stack in the parser.
+MAX_DEPTH = 50
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys; a duplicate algorithm must be an error."""
+    """PyYAML keeps the last of two equal keys; a duplicate algorithm must be an error.
+
+    It also bounds, as it composes, what a small file can make: the values its aliases stand
+    for, aliases inside the value they name (a cycle), and nesting. Each is an error before
+    anything is built."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_values = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> values in it, aliases expanded
+        self._open: list[str | None] = []  # anchors of the collections being composed, outermost first
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) and event.anchor in self.anchors:
+            self._count_alias(event)
+        if not isinstance(event, yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        if len(self._open) >= MAX_DEPTH:
+            raise ConfigError(f"{self.name}: line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} "
+                              f"levels deep; an entry needs a few")
+        self._open.append(event.anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.pop()
+
+    def _count_alias(self, event: yaml.AliasEvent) -> None:
+        where = f"{self.name}: line {event.start_mark.line + 1}"
+        if event.anchor in self._open:
+            raise ConfigError(f"{where}: alias *{event.anchor} is inside the value it names (a cycle); "
+                              f"write the value out")
+        self.alias_values += self._size(self.anchors[event.anchor])
+        if self.alias_values > ALIAS_BUDGET:
+            raise ConfigError(f"{where}: aliases expand to more than {ALIAS_BUDGET:,} values (nested aliases "
+                              f"multiply); write the values out or alias fewer")
+
+    def _size(self, node: yaml.Node) -> int:
+        """Values in node with its aliases expanded; each node is counted once (memo)."""
+        size = self._sizes.get(id(node))
+        if size is None:
+            children = (node.value if isinstance(node, yaml.SequenceNode)
+                        else [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                        else [])
+            size = 1 + sum(self._size(child) for child in children)
+            self._sizes[id(node)] = size
+        return size
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
@@ -413,10 +476,39 @@ def expand_grid(grid: Any) -> list:
     return [list(combo) for combo in itertools.product(*grid)]
 
 
+def grid_size(grid: Any) -> int:
+    """How many points expand_grid(grid) makes, counted without making them."""
+    if not grid:
+        return 1
+    values = grid.values() if isinstance(grid, dict) else grid
+    return math.prod(len(v) if isinstance(v, list) else 1 for v in values)
+
+
+def _groups(entry: AlgorithmEntry, quick: bool) -> dict:
+    return {"quick": entry.quick} if quick and entry.quick else entry.run_groups
+
+
+def run_count(entry: AlgorithmEntry, quick: bool = False) -> int:
+    """Results the entry's grids make: build-argument sets times query-argument sets."""
+    return sum(grid_size(g.get("args")) * grid_size(g.get("query_args")) for g in _groups(entry, quick).values())
+
+
+def check_plan_size(entries: list[AlgorithmEntry], quick: bool, max_runs: int) -> None:
+    """Refuse, before a grid is expanded, a plan of more than max_runs results."""
+    sizes = {entry.name: run_count(entry, quick) for entry in entries}
+    total = sum(sizes.values())
+    if total > max_runs:
+        largest = max(sizes, key=lambda name: sizes[name])
+        raise PlanTooLarge(f"the plan has {total:,} runs (build-argument sets x query-argument sets), more "
+                           f"than the limit of {max_runs:,} ('{largest}' alone has {sizes[largest]:,}); choose "
+                           f"smaller grids or fewer algorithms (--quick, --algorithm), or raise the limit with "
+                           f"--max-runs {total}")
+
+
 def definitions_for_entry(entry: AlgorithmEntry, metric: str, count: int, dimension: int,
                           quick: bool = False) -> list[Definition]:
     subs = dict(zip(PLACEHOLDERS, (metric, count, dimension)))
-    groups = {"quick": entry.quick} if quick and entry.quick else entry.run_groups
+    groups = _groups(entry, quick)
     definitions = []
     for group_name, group in groups.items():
         query_args = tuple(expand_grid(_substitute(group.get("query_args"), subs)))
@@ -458,17 +550,16 @@ def select(entries: dict[str, AlgorithmEntry], names: list[str] | None) -> list[
 
 def get_definitions(entries: dict[str, AlgorithmEntry], metric: str, point_type: str, count: int,
                     dimension: int, names: list[str] | None = None, quick: bool = False,
-                    include_disabled: bool = False) -> list[Definition]:
-    """Every definition that applies to a dataset, in file order.
+                    include_disabled: bool = False, max_runs: int = MAX_RUNS) -> list[Definition]:
+    """Every definition that applies to a dataset, in file order; PlanTooLarge when they would
+    make more than max_runs results.
 
     An algorithm named explicitly runs even when disabled; unnamed disabled ones are left out.
     """
-    chosen = select(entries, names)
+    chosen = [entry for entry in select(entries, names)
+              if (include_disabled or names or not entry.disabled) and entry.supports(metric, point_type)]
+    check_plan_size(chosen, quick, max_runs)
     definitions = []
     for entry in chosen:
-        if entry.disabled and not (include_disabled or names):
-            continue
-        if not entry.supports(metric, point_type):
-            continue
         definitions.extend(definitions_for_entry(entry, metric, count, dimension, quick))
     return definitions

@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import UserError
 from ..results.files import STATUS_FAILED, STATUS_OK, params_name, result_dir, result_path, status_of
 from .definitions import Definition
+from .disk import check_directory_name
 from .jobs import Settings, Task
 
 
@@ -54,7 +55,13 @@ class Plan:
 def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
     tasks, skipped, counted = [], [], []
     planned_paths: set[Path] = set()
+    checked: set[Path] = set()
     for d in definitions:
+        directory = result_dir(settings.results_dir, settings.dataset, settings.count, d.algorithm, settings.batch)
+        if directory not in checked:  # before anything looks there: a name too long is a traceback later
+            check_directory_name(directory, {settings.dataset: "the dataset name",
+                                             directory.name: f"the algorithm name{' (with -batch)' * settings.batch}"})
+            checked.add(directory)
         pending, paths, done, failed = [], [], 0, 0
         for query_args in d.query_args:
             path = result_path(settings.results_dir, settings.dataset, settings.count, d.algorithm,
@@ -74,8 +81,7 @@ def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
                 paths.append(path)
         task = None
         if pending:
-            log = result_dir(settings.results_dir, settings.dataset, settings.count, d.algorithm,
-                             settings.batch) / "logs" / (params_name(d.args, None) + ".log")
+            log = directory / "logs" / (params_name(d.args, None) + ".log")
             task = Task(d, pending, paths, log)
             tasks.append(task)
         counted.append((d, task, done, failed))

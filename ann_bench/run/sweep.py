@@ -13,6 +13,7 @@ from queue import Queue
 from tqdm import tqdm
 
 from ..results.files import STATUS_OK, read_result, status_of
+from .disk import disk_error
 from .executors.base import Executor, Outcome
 from .jobs import Job, Settings, Task, write_failure
 from .plan import Plan, Record, cpu_slots
@@ -90,6 +91,9 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
             settled = settle(task, job, before, outcome, distance)
             with lock:
                 records.extend(settled)
+        except OSError as error:  # the results disk (full, read-only): start nothing more, keep what finished
+            interrupted.set()
+            raise disk_error(error, settings.results_dir, records) from None
         finally:
             slots.put(cpus)
 
