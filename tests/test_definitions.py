@@ -10,7 +10,7 @@ import pytest
 
 from ann_bench.errors import ConfigError, UnknownNameError
 from ann_bench.run import definitions
-from ann_bench.run.definitions import expand_grid, get_definitions, load_algorithms
+from ann_bench.run.definitions import DEFAULT_FILE, expand_grid, get_definitions, load_algorithms
 
 WRAPPER = """\
 from ann_bench.algorithms.base import BaseANN
@@ -293,6 +293,63 @@ def test_yaml_merge_keys_are_not_mistaken_for_duplicates(tmp_path, libraries):
         """)
     entries = load_algorithms(path, libraries)
     assert entries["derived"].constructor == "BitThing" and entries["derived"].run_groups == {"g": {"args": [[1]]}}
+
+
+def test_aliases_may_share_values_up_to_the_budget(tmp_path, libraries, monkeypatch):
+    monkeypatch.setattr(definitions, "ALIAS_BUDGET", 6)
+    shared = """\
+        algorithms:
+          one:
+            library: algo
+            constructor: Thing
+            run_groups: {{g: {{args: [[1]], query_args: {{ef: &ef [10, 20]}}}}}}
+          two:
+            library: algo
+            constructor: Thing
+            run_groups: {aliased}
+        """
+    # Each *ef stands for 3 values (the list and its two items): two fit in 6, three do not.
+    load_algorithms(write(tmp_path, shared.format(aliased="{g: {args: [*ef], query_args: {ef: *ef}}}")), libraries)
+    text = shared.format(aliased="{g: {args: [*ef, *ef], query_args: {ef: *ef}}}")
+    message = assert_config_error(write(tmp_path, text), libraries, "line 9", "more than 6 values")
+    assert str(tmp_path / "algorithms.yaml") in message
+
+
+def test_merge_keys_count_against_the_alias_budget(tmp_path, libraries, monkeypatch):
+    monkeypatch.setattr(definitions, "ALIAS_BUDGET", 3)
+    text = """\
+        base: &base {a: 1, b: 2}
+        algorithms:
+          algo: {<<: *base, constructor: Thing, run_groups: {g: {args: [[1]]}}}
+        """
+    assert_config_error(write(tmp_path, text), libraries, "more than 3 values")
+
+
+def test_the_shipped_file_is_far_inside_the_bounds():
+    loader = definitions._UniqueKeyLoader(DEFAULT_FILE.read_text())
+    loader.name = str(DEFAULT_FILE)
+    loader.get_single_data()
+    assert loader.alias_values < definitions.ALIAS_BUDGET / 10
+    entries = load_algorithms()
+    assert sum(definitions.run_count(e) for e in entries.values()) < definitions.MAX_RUNS / 10
+
+
+@pytest.mark.parametrize("grid", [None, [], {}, [[1, 2], [3]], [[1, 2, 3], ["a", "b"], [None]],
+                                  {"M": [4, 8], "ef": 500}, {"a": [1, 2, 3], "b": [1, 2], "c": []}])
+def test_grid_size_is_what_expand_grid_makes(grid):
+    assert definitions.grid_size(grid) == len(expand_grid(grid))
+
+
+def test_a_plan_over_the_limit_is_refused_with_its_size_and_largest_entry(tmp_path, libraries):
+    body = "algorithms:\n" + ENTRY.format(name="small") + ENTRY.format(name="big").replace(
+        "args: [[1, 2]]", "args: {a: [1, 2, 3, 4, 5], b: [1, 2, 3, 4, 5]}").replace(
+        "query_args: [[10]]", "query_args: {ef: [1, 2, 3, 4]}")
+    entries = load_algorithms(write(tmp_path, body), libraries)
+    with pytest.raises(definitions.PlanTooLarge) as info:
+        get_definitions(entries, "euclidean", "float", 10, 20, max_runs=101)
+    assert "102 runs" in str(info.value) and "'big' alone has 100" in str(info.value)
+    assert len(get_definitions(entries, "euclidean", "float", 10, 20, max_runs=102)) == 27
+    assert len(get_definitions(entries, "euclidean", "float", 10, 20, names=["small"], max_runs=2)) == 2
 
 
 def test_not_yaml_and_no_algorithms_mapping_and_missing_file(tmp_path, libraries):
