@@ -152,11 +152,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # Planned under the lock: a second run.py on this tree then sees what the first one made.
     with SweepLock(settings.results_dir, wait=args.wait):
-        return sweep(definitions, settings, executor, name, distance, args)
+        return plan_and_run(definitions, settings, executor, name, distance, args)
 
 
-def sweep(definitions: list[Definition], settings: Settings, executor: Executor, name: str, distance: str,
-          args: argparse.Namespace) -> int:
+def plan_and_run(definitions: list[Definition], settings: Settings, executor: Executor, name: str, distance: str,
+                 args: argparse.Namespace) -> int:
     plan = make_plan(definitions, settings)
     # Only what will run needs its image; finished definitions need nothing.
     problems = executor.problems([task.definition for task in plan.tasks], build=args.build)

@@ -6,6 +6,7 @@ leaves no temporary file behind."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from ann_bench.atomic import temporary_name, write_atomically
 from ann_bench.datasets import write_dataset
 from ann_bench.paths import REPO
-from ann_bench.results.files import iter_result_paths, read_result
+from ann_bench.results.files import RunResult, iter_result_paths, read_result, write_result
 
 # Far above the second these take on this branch, far below the minutes main spent planning.
 LIMIT_SECONDS = 120
@@ -244,6 +245,16 @@ def test_a_full_results_disk_stops_with_the_summary_and_no_temporary_file(tmp_pa
     row = table[-1].split()
     assert row[0] == "scripted" and 0 < int(row[1]) <= len(ok), result.stdout
     assert hidden_files(results) == []  # no temporary file, no lock
+
+
+def test_a_write_that_fills_the_disk_leaves_no_temporary_file(tmpfs):
+    disk = tmpfs("1m")
+    with pytest.raises(OSError) as info:
+        write_atomically(disk / "big", bytes(2 << 20))
+    assert info.value.errno == errno.ENOSPC
+    with pytest.raises(OSError):
+        write_result(disk / "result.hdf5", RunResult(attrs={"status": "ok"}, neighbors=np.zeros((100_000, 10))))
+    assert list(disk.iterdir()) == []
 
 
 # --- datasets ---------------------------------------------------------------------------------
