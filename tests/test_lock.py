@@ -138,11 +138,14 @@ def leftover(lock: Path, record: dict) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.parametrize("host, taken", [(None, True), ("elsewhere", False)])
-def test_a_lock_kept_by_a_leftover_of_a_dead_run_py(tmp_path, data_dir, xs_angular, host, taken):
-    """Taken over when its run.py's pid is dead on this host; never for another host's pid."""
+@pytest.mark.parametrize("host, namespace, taken", [
+    (None, None, True), ("elsewhere", None, False), (None, "pid:[1]", False)], ids=["here", "elsewhere", "container"])
+def test_a_lock_kept_by_a_leftover_of_a_dead_run_py(tmp_path, data_dir, xs_angular, host, namespace, taken):
+    """Taken over when its run.py's pid is dead on this host; never for another host's pid, nor for
+    one of another pid namespace (a container sharing the host name)."""
     results = tmp_path / "results"
-    record = {"pid": dead_pid(), "host": host or socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"}
+    record = {"pid": dead_pid(), "host": host or socket.gethostname(), "started": "2026-01-01T00:00:00+00:00",
+              "pid_namespace": namespace or os.readlink("/proc/self/ns/pid")}
     keeper = leftover(results / LOCK_NAME, record)
     try:
         after = run_py("--definitions", bruteforce(tmp_path), "--results", results, data_dir=data_dir)
@@ -153,7 +156,7 @@ def test_a_lock_kept_by_a_leftover_of_a_dead_run_py(tmp_path, data_dir, xs_angul
         assert f"pid {record['pid']}" in after.stderr and "has ended; taking the lock over" in after.stderr
         assert len(bruteforce_results(results)) == 1
     else:
-        refused(after, f"pid {record['pid']} on host elsewhere")
+        refused(after, f"pid {record['pid']} on host {record['host']}")
 
 
 def test_the_lock_names_its_holder_and_is_removed_on_release(tmp_path):

@@ -38,18 +38,21 @@ class Holder:
     pid: int
     host: str
     started: str  # UTC, ISO 8601
+    # Two containers may share a host name (--uts=host) but never a pid namespace: a pid is
+    # looked up only in its own.
+    pid_namespace: str = ""
 
     def __str__(self) -> str:
         return f"run.py pid {self.pid} on host {self.host} (started {self.started})"
 
     @classmethod
     def me(cls) -> "Holder":
-        return cls(os.getpid(), socket.gethostname(),
-                   datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return cls(os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   _pid_namespace())
 
     def gone(self) -> bool:
         """Its process has ended, as far as this host can tell (never for another host's pid)."""
-        if self.host != socket.gethostname():
+        if self.host != socket.gethostname() or self.pid_namespace != _pid_namespace():
             return False
         try:
             os.kill(self.pid, 0)
@@ -135,11 +138,18 @@ def _unlink_if_same(path: Path, fd: int) -> None:
         path.unlink(missing_ok=True)
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _read_holder(fd: int) -> Holder | None:
     """Who the file names, or None (empty: its holder has just created it, or left cleanly)."""
     try:
         data = json.loads(os.pread(fd, 4096, 0) or b"null")
-        return Holder(int(data["pid"]), str(data["host"]), str(data["started"]))
+        return Holder(int(data["pid"]), str(data["host"]), str(data["started"]), str(data.get("pid_namespace", "")))
     except (ValueError, TypeError, KeyError):
         return None
 
