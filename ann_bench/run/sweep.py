@@ -38,13 +38,14 @@ def make_job(task: Task, settings: Settings) -> dict:
     return data
 
 
-def settle(task: Task, job: dict, before: list[int | None], outcome: Outcome, distance: str) -> list[Record]:
-    """Turn a worker's end into records; what it did not write becomes a failed result.
+def settle(task: Task, job: dict, before: list[int | None], outcome: Outcome, distance: str,
+           records: list[Record]) -> None:
+    """Turn a worker's end into records, appended one by one (so a full disk keeps those made);
+    what it did not write becomes a failed result.
 
     A failure never replaces a good result from an earlier run (--force that failed keeps
     the old file) and never touches any other definition's file.
     """
-    records = []
     job = Job.from_dict(job)  # as the executor left it: with what it recorded (e.g. the image id)
     for query_args, path, old in zip(task.pending, task.paths, before):
         written = path.exists() and path.stat().st_mtime_ns != old
@@ -59,7 +60,6 @@ def settle(task: Task, job: dict, before: list[int | None], outcome: Outcome, di
                 reason += "; the earlier result is kept"
             write_failure(job, query_args, reason, distance)
         records.append(Record(task.definition.algorithm, query_args, path, "failed", reason, task.log_path))
-    return records
 
 
 def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
@@ -88,9 +88,12 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
                 outcome = Outcome("failed", _executor_error(e, task.log_path), None, task.log_path)
             if interrupted.is_set():
                 return  # not the worker's fault: what it did not finish is simply still to do
-            settled = settle(task, job, before, outcome, distance)
-            with lock:
-                records.extend(settled)
+            settled: list[Record] = []
+            try:
+                settle(task, job, before, outcome, distance, settled)
+            finally:
+                with lock:
+                    records.extend(settled)
         except OSError as error:  # the results disk (full, read-only): start nothing more, keep what finished
             interrupted.set()
             raise disk_error(error, settings.results_dir, records) from None
