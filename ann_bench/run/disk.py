@@ -46,7 +46,7 @@ def check_directory_name(directory: Path, named: dict[str, str]) -> None:
     """Refuse a directory the file system cannot hold: a part longer than a file name may be,
     or a path with no room for its files. `named` says what each part comes from (e.g. the
     algorithm name), for the message."""
-    existing = next(p for p in (directory, *directory.parents) if p.exists())
+    existing = next(p for p in (directory, *directory.parents) if os.path.exists(p))  # False for a part too long
     name_max = os.pathconf(existing, "PC_NAME_MAX")
     path_max = os.pathconf(existing, "PC_PATH_MAX")
     for part in directory.parts:
