@@ -71,9 +71,13 @@ def holder(tmp_path, data_dir, xs_angular):
     yield proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
-    for pid in workers_of(results):  # left by a SIGKILLed run.py
-        os.kill(pid, signal.SIGKILL)
+    try:
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a no-op once it has ended
+        proc.wait()
+        for pid in workers_of(results):  # left by a SIGKILLed run.py
+            os.kill(pid, signal.SIGKILL)
 
 
 def bruteforce(tmp_path: Path) -> Path:
