@@ -1,6 +1,7 @@
 """The sweep: through run.py's main() with the local executor (resume, failures, skipping, dry
 runs), and its planning and running directly (estimates, executor errors, interrupts, cores)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -116,6 +118,13 @@ def _processes_mentioning(text):
     return found
 
 
+def _worker_output(pid):
+    """The private output directory of the worker with this pid (from its job)."""
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        argv = f.read().decode().split("\0")
+    return Path(json.loads(argv[argv.index("--job") + 1])["results_dir"])
+
+
 def test_killing_run_py_leaves_no_worker_and_keeps_finished_results(tmp_path, data_dir, xs_angular):
     definitions = tmp_path / "algorithms.yaml"
     definitions.write_text(DEFINITIONS.format(rule="hang"))
@@ -124,18 +133,24 @@ def test_killing_run_py_leaves_no_worker_and_keeps_finished_results(tmp_path, da
         [sys.executable, str(ROOT / "run.py"), "--local", "--dataset", "random-xs-20-angular", "--definitions",
          str(definitions), "--runs", "1", "--results", str(results), "--data-dir", str(data_dir), "--no-progress"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    inputs = str(data_dir / ".worker-inputs")  # in the worker's job, not in run.py's arguments
     deadline = time.monotonic() + 60
-    # The good query set is written, then the worker hangs on the bad one.
-    while not list(iter_result_paths(results)) and time.monotonic() < deadline:
+    workers = []
+    while not workers and time.monotonic() < deadline:
+        workers = _processes_mentioning(inputs)
         time.sleep(0.1)
-    workers = [p for p in _processes_mentioning(str(results)) if p != proc.pid]
     assert workers, "the worker should be running"
+    messages = _worker_output(workers[0]) / "messages.jsonl"
+    # The good query set is done (its message sent), then the worker hangs on the bad one.
+    while not (messages.exists() and messages.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert messages.read_text()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err
-    time.sleep(0.2)
-    assert [p for p in _processes_mentioning(str(results)) if p != proc.pid] == []
+    assert _processes_mentioning(inputs) == []
     assert statuses(tmp_path) == ["ok"]
+    assert not messages.parent.exists()  # the private output is gone with it
 
 
 def scripted(rule, modes=("good", "bad"), group="g"):
@@ -155,10 +170,10 @@ class BrokenEngine(LocalExecutor):
         super().__init__()
         self.error = error
 
-    def run(self, job, cpus, log_path, timeout):
-        if job["definition"]["args"]["rule"] == "broken":
+    def execute(self, job, cpus, log_path, timeout, results_dir):
+        if job.definition.args["rule"] == "broken":
             raise self.error
-        return super().run(job, cpus, log_path, timeout)
+        return super().execute(job, cpus, log_path, timeout, results_dir)
 
 
 def test_an_executor_that_raises_fails_its_task_and_the_sweep_goes_on(tmp_path, xs_angular):
@@ -193,7 +208,7 @@ class Blocking(Executor):
     def __init__(self):
         self.stopped = threading.Event()
 
-    def run(self, job, cpus, log_path, timeout):
+    def execute(self, job, cpus, log_path, timeout, results_dir):
         self.stopped.wait(30)
         return Outcome("ok")
 

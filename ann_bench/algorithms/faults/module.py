@@ -129,7 +129,8 @@ def _sandbox_report(port: int) -> dict:
     with open("/proc/self/mounts") as f:
         for line in f:
             _, target, fstype, options = line.split()[:4]
-            if target.startswith(("/data", "/results", "/opt/ann-bench")) or target == "/var/run/docker.sock":
+            if target.startswith(("/data", "/results", "/input", "/output", "/tmp", "/opt/ann-bench")) or \
+                    target == "/var/run/docker.sock":
                 mounts[target] = options.split(",")[0]
     report["mounts"] = mounts
     report["docker_socket"] = os.path.exists("/var/run/docker.sock") or os.path.exists("/run/docker.sock")
@@ -169,6 +170,23 @@ def _sandbox_report(port: int) -> dict:
             break
         except OSError:
             continue
+    with open("/proc/self/status") as f:
+        status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    report["capabilities"] = status.get("CapEff", "").strip()
+    report["no_new_privs"] = status.get("NoNewPrivs", "").strip()
+    for pids_file in ("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"):
+        try:
+            with open(pids_file) as f:
+                report["pids_max"] = f.read().strip()
+            break
+        except OSError:
+            continue
+    try:
+        with open("/probe-root", "w"):
+            pass
+        report["root_writable"] = True
+    except OSError:
+        report["root_writable"] = False
     report["cpus"] = sorted(os.sched_getaffinity(0))
     thread_variables = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     report["threads"] = {v: os.environ.get(v, "") for v in thread_variables}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ...paths import REPO, VENVS_DIR
 from ..definitions import DEFAULT_FILE, Definition, load_algorithms
+from ..jobs import Job
 from .base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
 from .local_envs import ensure_own, own_environment_libraries
 
@@ -65,13 +66,14 @@ class LocalExecutor(Executor):
             for proc in self._running:
                 _kill_group(proc)
 
-    def run(self, job: dict, cpus: list[int], log_path: Path, timeout: float | None) -> Outcome:
+    def execute(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
+                results_dir: Path) -> Outcome:
         env = dict(os.environ, **thread_environment(len(cpus)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
-                worker_command(self.python_for(job["definition"]["image"]), job),
+                worker_command(self.python_for(job.definition.image), job),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
