@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ..results.files import STATUS_OK, canonical_json, status_of
 from .executors.base import Executor, Outcome
+from .executors.logs import append_text
 from .jobs import Job, Settings, Task, write_failure
 from .plan import Plan, Record, cpu_slots
 
@@ -121,7 +122,5 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
 
 def _executor_error(error: Exception, log_path: Path) -> str:
     """The one-line reason for an executor that raised; its traceback goes to the task's log."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log:
-        traceback.print_exception(error, file=log)
+    append_text(log_path, "".join(traceback.format_exception(error)))
     return f"executor error: {type(error).__name__}: {' '.join(str(error).split())[:300]}"

@@ -30,6 +30,7 @@ from ..definitions import Definition
 from ..inputs import worker_input
 from ..jobs import Job, base_attrs, display_name
 from ..messages import STATUS_FAILED, receive
+from .logs import CappedLog
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the worker caught an exception and recorded it in the result files
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+MEMORY_SHARE = 0.9  # of total memory, split between parallel workers: the default memory limit
 
 
 @dataclass
@@ -118,15 +120,16 @@ class Executor(ABC):
             return Outcome("failed", f"dataset file {job.dataset_path} not found", None, log_path)
         with private_directory() as output:
             worker_job = replace(job, dataset_path=str(worker_input(job.dataset_path)), results_dir=str(output))
-            ended = self.execute(worker_job, cpus, log_path, timeout, Path(job.results_dir))
-            return collect(job, worker_job, ended)
+            with CappedLog(log_path) as log:
+                ended = self.execute(worker_job, cpus, log, timeout, Path(job.results_dir))
+            return collect(job, worker_job, replace(ended, log_path=Path(log_path)))
 
     @abstractmethod
-    def execute(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
+    def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
                 results_dir: Path) -> Outcome:
         """Run the worker of `job` (whose paths are the worker's: its inputs, its private output)
-        to its end and say how it ended; `results_dir` is the sweep's results tree, which the
-        worker never sees. Must not raise for worker faults."""
+        to its end, its stdout and stderr into `log`, and say how it ended; `results_dir` is the
+        sweep's results tree, which the worker never sees. Must not raise for worker faults."""
 
     def remove_leftovers(self, results_dir: Path) -> list[str]:
         """Remove what earlier sweeps of this results tree left running (a SIGKILLed run.py);

@@ -31,7 +31,8 @@ from pathlib import Path
 from ....paths import PACKAGE, PYTHON
 from ...definitions import DEFAULT_FILE, Definition
 from ...jobs import Job
-from ..base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
+from ..base import MEMORY_SHARE, Executor, Outcome, outcome_from_exit, thread_environment, worker_command
+from ..logs import CappedLog, copy_stream
 from . import images
 from .images import DockerUnavailable, image_tag
 
@@ -44,7 +45,6 @@ PIDS_LIMIT = 1024
 TIMEOUT_MARGIN = 60  # seconds the in-container timeout allows past the sweep's own
 LABEL = "ann-bench"
 RESULTS_LABEL = "ann-bench.results"
-MEMORY_SHARE = 0.9  # of total memory, split between parallel containers
 LOG_JOIN_SECONDS = 30
 
 
@@ -222,7 +222,7 @@ class DockerExecutor(Executor):
             return command
         return ["timeout", "-s", "KILL", str(int(timeout) + TIMEOUT_MARGIN), *command]
 
-    def execute(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
+    def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
                 results_dir: Path) -> Outcome:
         """Never raises for the worker's faults nor for the engine's: each is an Outcome."""
         from docker.errors import DockerException, ImageNotFound
@@ -230,16 +230,13 @@ class DockerExecutor(Executor):
 
         definition = job.definition
         tag = image_tag(definition.image)
-        log_path = Path(log_path)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             image = self.client.images.get(tag)
             limit = self.memory_limit_bytes
         except ImageNotFound:
-            message = not_built_message(definition.image, definition.algorithm, self.definitions_file)
-            return Outcome("failed", message, None, log_path)
+            return Outcome("failed", not_built_message(definition.image, definition.algorithm, self.definitions_file))
         except (DockerException, RequestException, DockerUnavailable) as e:
-            return Outcome("failed", engine_error(e), None, log_path)
+            return Outcome("failed", engine_error(e))
         environment = {"image_id": image.id, "image": tag, "memory_limit_bytes": limit}
         inside, volumes = self.container_job(job)
         ids = self._foreign_ids()
@@ -247,58 +244,62 @@ class DockerExecutor(Executor):
             os.chown(job.results_dir, *ids)  # its private output: the container's user writes there
 
         container = None
-        with open(log_path, "ab") as log:
-            try:
-                container = self.client.containers.create(
-                    image.id,
-                    command=self.command(inside, timeout),
-                    user=self.user,
-                    environment=dict(thread_environment(len(cpus)), HOME="/tmp"),
-                    working_dir="/tmp",
-                    cpuset_cpus=",".join(str(c) for c in cpus),
-                    mem_limit=limit,
-                    memswap_limit=limit,  # equal to the memory limit: no swap
-                    network_mode="none",
-                    volumes=volumes,
-                    # /tmp is where on-disk engines keep their index; its pages count against
-                    # the memory limit, which bounds it.
-                    tmpfs={"/tmp": f"size={limit},mode=1777"},
-                    read_only=True,
-                    cap_drop=["ALL"],
-                    security_opt=["no-new-privileges"],
-                    pids_limit=PIDS_LIMIT,
-                    # Which sweep a container belongs to: its results directory on the host.
-                    labels={LABEL: "worker", "ann-bench.algorithm": definition.algorithm,
-                            RESULTS_LABEL: str(Path(results_dir).resolve())},
-                    detach=True,
-                )
+        try:
+            container = self.client.containers.create(
+                image.id,
+                command=self.command(inside, timeout),
+                user=self.user,
+                environment=dict(thread_environment(len(cpus)), HOME="/tmp"),
+                working_dir="/tmp",
+                cpuset_cpus=",".join(str(c) for c in cpus),
+                mem_limit=limit,
+                memswap_limit=limit,  # equal to the memory limit: no swap
+                network_mode="none",
+                volumes=volumes,
+                # /tmp is where on-disk engines keep their index; its pages count against the
+                # memory limit, which bounds it.
+                tmpfs={"/tmp": f"size={limit},mode=1777"},
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                pids_limit=PIDS_LIMIT,
+                # The output is streamed from the start (attach), not kept by the engine, whose
+                # rotating log loses and repeats lines of a chatty worker.
+                log_config={"type": "none", "config": {}},
+                # Which sweep a container belongs to: its results directory on the host.
+                labels={LABEL: "worker", "ann-bench.algorithm": definition.algorithm,
+                        RESULTS_LABEL: str(Path(results_dir).resolve())},
+                detach=True,
+            )
+            with self._lock:
+                if self._stopped:
+                    return Outcome("failed", "interrupted before it started", environment=environment)
+                self._running.add(container.id)
+            output = self.log_client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False)
+            reader = threading.Thread(target=copy_stream, args=(output, log), daemon=True)
+            reader.start()
+            container.start()
+            return replace(self._await(container, reader, log, limit, timeout), environment=environment)
+        except (DockerException, RequestException) as e:
+            message = engine_error(e)
+            log.note(message)
+            return Outcome("failed", message, environment=environment)
+        finally:
+            if container is not None:
                 with self._lock:
-                    if self._stopped:
-                        return Outcome("failed", "interrupted before it started", None, log_path, environment)
-                    self._running.add(container.id)
-                container.start()
-                return replace(self._await(container, log, log_path, limit, timeout), environment=environment)
-            except (DockerException, RequestException) as e:
-                message = engine_error(e)
-                log.write(f"\n[ann-bench] {message}\n".encode())
-                return Outcome("failed", message, None, log_path, environment)
-            finally:
-                if container is not None:
-                    with self._lock:
-                        self._running.discard(container.id)
-                    try:
-                        container.remove(force=True)
-                    except (DockerException, RequestException):
-                        pass  # gone already, or the engine is: nothing more to do here
+                    self._running.discard(container.id)
+                try:
+                    container.remove(force=True)
+                except (DockerException, RequestException):
+                    pass  # gone already, or the engine is: nothing more to do here
 
-    def _await(self, container, log, log_path: Path, limit: int, timeout: float | None) -> Outcome:
+    def _await(self, container, reader: threading.Thread, log: CappedLog, limit: int,
+               timeout: float | None) -> Outcome:
         """Wait for a started container to end, killing it at the timeout, and say how it ended."""
         from docker.errors import APIError, DockerException
         from requests.exceptions import RequestException
 
         started = time.monotonic()
-        reader = threading.Thread(target=_copy_logs, args=(self.log_client, container.id, log), daemon=True)
-        reader.start()
         try:
             code = int(container.wait(timeout=timeout).get("StatusCode", -1))
         except RequestException as e:
@@ -313,25 +314,11 @@ class DockerExecutor(Executor):
             code = int(container.wait(timeout=60).get("StatusCode", -1))
             if killed:
                 reader.join(LOG_JOIN_SECONDS)
-                elapsed = time.monotonic() - started
-                log.write(f"\n[ann-bench] killed after {elapsed:.1f} s: timeout {timeout:g} s\n".encode())
-                return Outcome("timeout", f"timed out after {timeout:g} s", None, log_path)
+                log.note(f"killed after {time.monotonic() - started:.1f} s: timeout {timeout:g} s")
+                return Outcome("timeout", f"timed out after {timeout:g} s")
         reader.join(LOG_JOIN_SECONDS)
         container.reload()
         if container.attrs["State"].get("OOMKilled"):
-            log.write(f"\n[ann-bench] killed by the kernel: memory limit {limit} bytes\n".encode())
-            return Outcome("oom", f"out of memory at the {format_bytes(limit)} limit", code, log_path)
-        return outcome_from_exit(code, log_path)
-
-
-def _copy_logs(client, container_id: str, log) -> None:
-    """Stream the container's output into the log file as it comes."""
-    from docker.errors import DockerException
-    from requests.exceptions import RequestException
-
-    try:
-        for chunk in client.api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True):
-            log.write(chunk)
-            log.flush()
-    except (DockerException, RequestException, ValueError):
-        pass  # the stream ended, or run() closed the log when it lost the engine
+            log.note(f"killed by the kernel: memory limit {limit} bytes")
+            return Outcome("oom", f"out of memory at the {format_bytes(limit)} limit", code)
+        return outcome_from_exit(code)
