@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-datasets", action="store_true", help="list the datasets and exit")
     p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR", help="where datasets are kept")
     p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="where results are written")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (where output is not a terminal there is none anyway, but a line per "
+                        "finished definition, which this turns off too)")
     logsetup.add_arguments(p)
     return p
 

@@ -1,7 +1,7 @@
 """The Docker side against the real engine: images, containers, faults, isolation.
 
 Skipped, with a message saying so, only when no Docker engine answers. The images the tests
-need (OS image, base, bruteforce, hnswlib, faults) are built once per session through
+need (OS image, base, bruteforce, hnswlib, faults, hostile) are built once per session through
 images.build_images: from nothing on a fresh machine (a few minutes, as root for debootstrap),
 in seconds from the layer cache after that. scripts/build-test-images does the same up front.
 """
@@ -41,7 +41,7 @@ from ann_bench.run.sweep import run_plan
 ROOT = REPO
 FAULTS = ROOT / "tests" / "fault-algorithms.yaml"
 DATASET = "random-xs-20-angular"
-TEST_IMAGES = ["bruteforce", "hnswlib", "faults"]
+TEST_IMAGES = ["bruteforce", "hnswlib", "faults", "hostile"]
 
 
 @pytest.fixture(scope="session")

@@ -261,3 +261,15 @@ def test_a_definition_named_twice_is_planned_once(tmp_path, xs_angular):
     paths = [p for t in plan.tasks for p in t.paths]
     assert len(paths) == len(set(paths)) == 3
     assert [p.to_run for p in plan.definitions] == [2, 1]
+
+
+def test_output_that_is_not_a_terminal_gets_a_line_per_definition_and_no_bar(tmp_path, data_dir, xs_angular):
+    definitions = tmp_path / "algorithms.yaml"
+    definitions.write_text(DEFINITIONS.format(rule="good"))
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--local", "--dataset", "random-xs-20-angular", "--definitions",
+         str(definitions), "--runs", "1", "--results", str(tmp_path / "results"), "--data-dir", str(data_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert '[1/1] scripted {"rule":"good"}: 2 ran, 0 failed' in run.stdout
+    assert "\r" not in run.stdout + run.stderr and "run/s" not in run.stderr

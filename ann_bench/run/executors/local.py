@@ -34,6 +34,7 @@ from .logs import CappedLog, copy_stream
 
 PACKAGE_PARENT = REPO
 PR_SET_PDEATHSIG = 1
+SWEEP_VARIABLE = "ANN_BENCH_SWEEP"  # in every worker's environment (and its children's): its results tree
 LOG_JOIN_SECONDS = 30  # for the output of a process that left the worker's group
 
 
@@ -80,10 +81,29 @@ class LocalExecutor(Executor):
             for proc in self._running:
                 _kill_group(proc)
 
+    def remove_leftovers(self, results_dir: Path) -> list[str]:
+        """Kill the processes earlier sweeps of this results tree left: what a worker forked
+        before run.py was killed with SIGKILL (the worker itself dies with run.py)."""
+        marker = f"{SWEEP_VARIABLE}={Path(results_dir).resolve()}".encode()
+        killed = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker not in f.read().split(b"\0"):
+                        continue
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(f"process {entry}")
+            except OSError:
+                continue  # gone, or not ours to read
+        return killed
+
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
                 results_dir: Path) -> Outcome:
         env = dict(os.environ, **thread_environment(len(cpus)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
+        env[SWEEP_VARIABLE] = str(Path(results_dir).resolve())
         proc = subprocess.Popen(
             worker_command(self.python_for(job.definition.image), job),
             stdout=subprocess.PIPE,
