@@ -38,6 +38,8 @@ from ann_bench.run.jobs import Job, Settings
 from ann_bench.run.plan import make_plan
 from ann_bench.run.sweep import run_plan
 
+from .waiting import wait_for
+
 ROOT = REPO
 FAULTS = ROOT / "tests" / "fault-algorithms.yaml"
 DATASET = "random-xs-20-angular"
@@ -390,17 +392,6 @@ def test_container_config_has_no_privilege_and_a_time_limit_of_its_own(built, en
     assert ours(engine, results, all=True) == []
 
 
-def wait_for(found, attempts: int = 300):
-    """What found() returns once it is truthy, asked every 0.1 s; the last answer otherwise."""
-    result = found()
-    for _ in range(attempts):
-        if result:
-            break
-        threading.Event().wait(0.1)
-        result = found()
-    return result
-
-
 def test_default_memory_limit_comes_from_total_memory(engine):
     total = int(engine.info()["MemTotal"])
     assert DockerExecutor(parallelism=2).memory_limit_bytes == int(total * 0.9 / 2)
@@ -470,10 +461,7 @@ def test_engine_lost_while_waiting_is_an_engine_error_not_a_timeout(built, engin
     thread = threading.Thread(target=lambda: outcomes.append(executor.run(job, [0], tmp_path / "x.log", 600)))
     thread.start()
     try:
-        for _ in range(100):
-            if ours(engine, results):
-                break
-            thread.join(0.1)
+        assert wait_for(lambda: ours(engine, results)), "no container started"
         relay.cut()
         thread.join(60)
     finally:
@@ -491,10 +479,7 @@ def test_stop_all_kills_running_containers(built, engine, tmp_path, dataset):
     job = job_for(fault_definition("fault-timeout"), dataset, tmp_path / "results")
     thread = threading.Thread(target=lambda: outcomes.append(executor.run(job, [0], tmp_path / "x.log", 600)))
     thread.start()
-    for _ in range(100):
-        if ours(engine, tmp_path / "results"):
-            break
-        thread.join(0.1)
+    assert wait_for(lambda: ours(engine, tmp_path / "results")), "no container started"
     executor.stop_all()
     thread.join(30)
     assert not thread.is_alive() and outcomes[0].status == "crashed"
@@ -506,12 +491,7 @@ def test_sigterm_to_run_py_leaves_no_container(built, engine, tmp_path, data_dir
                "fault-timeout", "--results", str(tmp_path / "results"), "--data-dir", str(data_dir), "--no-progress"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(300):
-            if ours(engine, tmp_path / "results"):
-                break
-            threading.Event().wait(0.1)
-        else:
-            pytest.fail("no container started")
+        assert wait_for(lambda: ours(engine, tmp_path / "results")), "no container started"
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
     finally:

@@ -15,7 +15,6 @@ import signal
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,8 @@ from ann_bench.report import metrics
 from ann_bench.results.files import iter_result_paths, params_name, read_result
 from ann_bench.run.executors.docker import images
 from ann_bench.run.executors.logs import HEAD_BYTES, TAIL_BYTES
+
+from .waiting import wait_for
 
 HOSTILE = REPO / "tests" / "hostile-algorithms.yaml"
 DATASET = "random-xs-20-angular"
@@ -95,17 +96,6 @@ def processes_with(text: str) -> list[int]:
             except OSError:
                 pass
     return found
-
-
-def wait_for(found, attempts: int = 600):
-    """What found() returns once it is truthy, asked every 0.1 s; the last answer otherwise."""
-    result = found()
-    for _ in range(attempts):
-        if result:
-            break
-        threading.Event().wait(0.1)
-        result = found()
-    return result
 
 
 # -- the answers and the distances ------------------------------------------------------------
