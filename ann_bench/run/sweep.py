@@ -9,6 +9,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from queue import Queue
 
@@ -32,6 +33,7 @@ def settle(task: Task, job: Job, outcome: Outcome, distance: str) -> list[Record
     """
     records = []
     accepted = set(outcome.accepted)
+    job = replace(job, environment=dict(job.environment, **outcome.environment))  # e.g. the image id
     for query_args, path in zip(task.pending, task.paths):
         if path in accepted:
             records.append(Record(task.definition.algorithm, query_args, path, "ran"))

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # Worker exit codes with a meaning of their own.
 EXIT_OK = 0
-EXIT_FAILED = 1  # the worker caught an exception and recorded it in the result files
+EXIT_FAILED = 1  # the worker caught an exception and reported it in its messages
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 MEMORY_SHARE = 0.9  # of total memory, split between parallel workers: the default memory limit
@@ -79,7 +79,7 @@ def outcome_from_exit(exit_code: int, log_path: Path | None = None) -> Outcome:
     if exit_code == EXIT_OK:
         return Outcome("ok", "", exit_code, log_path)
     if exit_code == EXIT_FAILED:
-        return Outcome("failed", "exception in the wrapper (see its result and log)", exit_code, log_path)
+        return Outcome("failed", "exception in the wrapper (see its log)", exit_code, log_path)
     signum = -exit_code if exit_code < 0 else exit_code - 128 if exit_code > 128 else None
     if signum:
         try:
