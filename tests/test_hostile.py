@@ -231,13 +231,20 @@ def test_run_py_killed_leaves_no_local_worker_and_the_next_sweep_removes_its_chi
     proc = start_run_py(results, data_dir, "--local", "--algorithm", "hostile-hang")
     try:
         # The worker and the child it forked both carry the tag on their command line.
-        assert len(wait_for(lambda: processes_with("hang-tag") if len(processes_with("hang-tag")) >= 2 else [])) >= 2
+        workers = wait_for(lambda: processes_with("hang-tag") if len(processes_with("hang-tag")) >= 2 else [])
+        assert len(workers) >= 2
+        with open(f"/proc/{workers[0]}/cmdline", "rb") as f:
+            argv = f.read().decode().split("\0")
+        output = Path(json.loads(argv[argv.index("--job") + 1])["results_dir"])
         proc.kill()
         proc.wait(30)
-        # The worker dies with run.py; what it forked is left for the next sweep of the tree.
+        # The worker dies with run.py; what it forked, and its output directory, are left for
+        # the next sweep of the tree to remove.
         assert wait_for(lambda: len(processes_with("hang-tag")) <= 1)
+        assert output.is_dir()
         assert sweep(results, data_dir, "local", "bruteforce") == 0
         assert wait_for(lambda: processes_with("hang-tag") == [])
+        assert not output.exists()
     finally:
         for pid in processes_with("hang-tag"):
             os.kill(pid, signal.SIGKILL)

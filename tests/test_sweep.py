@@ -3,6 +3,7 @@ runs), and its planning and running directly (estimates, executor errors, interr
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -267,3 +268,32 @@ def test_output_that_is_not_a_terminal_gets_a_line_per_definition_and_no_bar(tmp
     assert run.returncode == 0, run.stderr
     assert '[1/1] scripted {"rule":"good"}: 2 ran, 0 failed' in run.stdout
     assert "\r" not in run.stdout + run.stderr and "run/s" not in run.stderr
+
+
+CONFINED = """
+algorithms:
+  probe:
+    library: faults
+    constructor: Probe
+    base_args: ["@metric"]
+    run_groups: {p: {args: {port: 0}, query_args: []}}
+  hog:
+    library: faults
+    constructor: MemoryHog
+    base_args: ["@metric"]
+    run_groups: {h: {args: {where: fit, gib: 2, chunk_mib: 32}, query_args: []}}
+"""
+
+
+def test_local_workers_get_their_core_and_the_memory_limit(tmp_path, data_dir, xs_angular):
+    definitions = tmp_path / "algorithms.yaml"
+    definitions.write_text(CONFINED)
+    argv = ["--local", "--dataset", "random-xs-20-angular", "--definitions", str(definitions), "--runs", "1",
+            "--results", str(tmp_path / "results"), "--data-dir", str(data_dir), "--no-progress", "--memory", "256m"]
+    assert cli.main(argv) == 1
+    results = {r.attrs["algo"]: r for r in map(read_result, iter_result_paths(tmp_path / "results"))}
+    assert json.loads(results["probe"].attrs["probe"])["cpus"] == cpu_slots(1, batch=False)[0]
+    assert not results["hog"].ok and "MemoryError" in results["hog"].attrs["error"]
+    [log] = (tmp_path / "results" / "random-xs-20-angular" / "10" / "hog" / "logs").iterdir()
+    allocated = [int(m) for m in re.findall(r"allocated (\d+) MiB", log.read_text())]
+    assert allocated and max(allocated) < 256  # stopped by RLIMIT_DATA, not at the hog's own 2 GiB

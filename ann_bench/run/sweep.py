@@ -16,7 +16,7 @@ from queue import Queue
 from tqdm import tqdm
 
 from ..results.files import STATUS_OK, canonical_json, status_of
-from .executors.base import Executor, Outcome
+from .executors.base import Executor, Outcome, remove_orphaned_outputs
 from .executors.logs import append_text
 from .jobs import Job, Settings, Task, write_failure
 from .plan import Plan, Record, cpu_slots
@@ -79,8 +79,10 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
     records = list(plan.records)
     lock = threading.Lock()
     interrupted = threading.Event()
-    for name in executor.remove_leftovers(settings.results_dir) if plan.tasks else []:
-        log.warning("removed %s, left running by an earlier sweep of %s", name, settings.results_dir)
+    if plan.tasks:
+        for name in executor.remove_leftovers(settings.results_dir):
+            log.warning("removed %s, left running by an earlier sweep of %s", name, settings.results_dir)
+        remove_orphaned_outputs()
     shown = Progress(plan, settings, progress)
 
     def work(task: Task) -> None:

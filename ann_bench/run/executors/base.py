@@ -162,15 +162,35 @@ def collect(job: Job, worker_job: Job, ended: Outcome) -> Outcome:
     return replace(ended, accepted=accepted, failures=failures)
 
 
+OUTPUT_PREFIX = "ann-bench-output-"
+
+
 @contextmanager
 def private_directory() -> Iterator[Path]:
     """A fresh directory on the host for one worker's output, removed with whatever the worker
-    left in it (even directories it made unreadable)."""
-    path = Path(tempfile.mkdtemp(prefix="ann-bench-output-"))
+    left in it (even directories it made unreadable). Its name carries this process's pid, so
+    that one left by a run.py killed with SIGKILL can be told apart (remove_orphaned_outputs)."""
+    path = Path(tempfile.mkdtemp(prefix=f"{OUTPUT_PREFIX}{os.getpid()}-"))
     try:
         yield path
     finally:
         shutil.rmtree(path, onerror=_allow_and_retry)
+
+
+def remove_orphaned_outputs() -> list[Path]:
+    """Remove the private output directories that sweeps whose process is gone left behind
+    (those this user may remove)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{OUTPUT_PREFIX}*-*"):
+        pid = path.name[len(OUTPUT_PREFIX):].split("-", 1)[0]
+        try:
+            mine = os.geteuid() == 0 or path.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if pid.isdigit() and mine and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, onerror=_allow_and_retry)
+            removed.append(path)
+    return removed
 
 
 def _allow_and_retry(function, path: str, error) -> None:
