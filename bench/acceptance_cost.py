@@ -43,7 +43,7 @@ def main() -> None:
                                        times=np.full(n, 1e-4), run_times=np.full(runs, n * 1e-4)))
         for _ in range(args.repeats):
             start = time.perf_counter()
-            write_result(Path(tmp) / "accepted.hdf5", accept(worker, expected, reference, runs))
+            write_result(Path(tmp) / "accepted.hdf5", accept(worker, Path(tmp), expected, reference, runs))
             seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
     print(f"{args.dataset.name}: {n} queries, k={k}, train {reference.n_train} rows")

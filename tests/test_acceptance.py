@@ -34,9 +34,9 @@ def written(tmp_path, xs_angular):
     return job, worker.result_path(QUERY)
 
 
-def check(job: Job, path):
+def check(job: Job, path, root=None):
     expected = base_attrs(job, display_name(job.definition, QUERY), QUERY)
-    return accept(path, expected, Reference(job.dataset_path), job.runs)
+    return accept(path, root or path.parents[3], expected, Reference(job.dataset_path), job.runs)
 
 
 def test_the_worker_gets_train_and_test_only(xs_angular):
@@ -105,4 +105,16 @@ def test_a_link_or_a_huge_file_is_not_read(written, tmp_path):
     with open(path, "wb") as f:
         f.truncate(size_bound(1000, 10, job.runs) + 1)
     with pytest.raises(Rejected, match="more than"):
+        check(job, path)
+
+
+def test_a_directory_that_is_a_link_is_not_followed(written, tmp_path):
+    """The worker's output/<dataset> made a link to a directory of the host's, where a file of
+    the expected name waits (the host's own results, say)."""
+    job, path = written
+    elsewhere = tmp_path / "elsewhere"
+    path.parents[2].rename(elsewhere)
+    path.parents[2].symlink_to(elsewhere)
+    assert path.is_file()
+    with pytest.raises(Rejected, match="is a link"):
         check(job, path)

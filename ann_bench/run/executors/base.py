@@ -151,7 +151,7 @@ def collect(job: Job, worker_job: Job, ended: Outcome) -> Outcome:
             expected = base_attrs(job, display_name(job.definition, query_args), query_args)
             expected["environment"] = environment
             try:
-                result = accept(candidate, expected, reference, job.runs)
+                result = accept(candidate, Path(worker_job.results_dir), expected, reference, job.runs)
             except Rejected as e:
                 failures[key] = f"result rejected: {e}"
                 log.warning("%s %s: %s", job.definition.algorithm, key, failures[key])
