@@ -132,8 +132,11 @@ class Forger(_Hostile):
         planted = result_path(root, job["dataset"], job["count"], self.plant, job["batch"], [], [])
         self.tried["plant"] = _try(lambda: _plant(planted, self.plant, job))
         cache = root / ".cache" / f"metrics-{job['dataset']}-{job['count']}.json"
-        self.tried["cache"] = _try(lambda: (cache.parent.mkdir(parents=True, exist_ok=True),
-                                            cache.write_text('{"rows": "forged"}')))
+
+        def forge_cache() -> None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text('{"rows": "forged"}')
+        self.tried["cache"] = _try(forge_cache)
 
 
 def _rewrite(path: Path) -> None:
@@ -184,7 +187,11 @@ class Escaper(_Hostile):
         here = root / job["dataset"]
         here.mkdir(parents=True, exist_ok=True)
         shell = here / "suid-shell"
-        self.tried["setuid"] = _try(lambda: (shutil.copy("/bin/sh", shell), os.chmod(shell, 0o4755)))
+
+        def setuid() -> None:
+            shutil.copy("/bin/sh", shell)
+            os.chmod(shell, 0o4755)
+        self.tried["setuid"] = _try(setuid)
         self.tried["device"] = _try(lambda: os.mknod(here / "null-device", stat.S_IFCHR | 0o666, os.makedev(1, 3)))
         self.tried["outside"] = _try(lambda: (here / "escaped.txt").write_text("written by a wrapper"))
         d = job["definition"]
