@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
                    help="definitions at once, each pinned to its own core (batch mode: its share of the cores)")
     p.add_argument("--memory", type=parse_memory, default=None, metavar="SIZE",
-                   help="memory limit per container, e.g. 8g (default: 90%% of total memory / --parallelism)")
+                   help="memory limit per worker, e.g. 8g: its container's, or with --local its RLIMIT_DATA "
+                        "(default: 90%% of total memory / --parallelism)")
     p.add_argument("--build", action="store_true",
                    help="build missing Docker images first (with --local: make missing environments)")
     p.add_argument("--dry-run", action="store_true",
@@ -85,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-datasets", action="store_true", help="list the datasets and exit")
     p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR", help="where datasets are kept")
     p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="where results are written")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (where output is not a terminal there is none anyway, but a line per "
+                        "finished definition, which this turns off too)")
     logsetup.add_arguments(p)
     return p
 
@@ -117,7 +120,8 @@ def dataset_attributes(path: Path) -> tuple[str, str, int]:
 
 def make_executor(args: argparse.Namespace) -> Executor:
     if args.local:
-        return LocalExecutor(definitions_file=args.definitions)
+        return LocalExecutor(definitions_file=args.definitions, memory_limit_bytes=args.memory,
+                             parallelism=args.parallelism)
     from .run.executors.docker.executor import DockerExecutor
 
     return DockerExecutor(memory_limit_bytes=args.memory, parallelism=args.parallelism,

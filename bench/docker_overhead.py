@@ -37,6 +37,7 @@ from ann_bench.results.files import iter_result_paths, read_result
 from ann_bench.run.definitions import get_definitions, load_algorithms
 from ann_bench.run.executors import DockerExecutor, LocalExecutor
 from ann_bench.run.executors.docker import images
+from ann_bench.run.jobs import Job
 
 DATASET = "random-xs-20-angular"
 BENCH_OS = "ann-bench-os:bench-from-nothing"
@@ -67,13 +68,10 @@ def build_times(from_nothing: bool) -> list[tuple[str, float, str]]:
     return rows
 
 
-def job(definition, dataset: Path, results: Path, runs: int) -> dict:
-    return {
-        "definition": definition.to_dict(), "dataset": DATASET, "dataset_path": str(dataset),
-        "results_dir": str(results), "count": 10, "batch": False, "runs": runs,
-        "query_args": [q if isinstance(q, dict) else list(q) for q in definition.query_args],
-        "environment": {},
-    }
+def job(definition, dataset: Path, results: Path, runs: int) -> Job:
+    return Job(definition=definition, dataset=DATASET, dataset_path=str(dataset), results_dir=str(results), count=10,
+               batch=False, runs=runs, environment={},
+               query_args=[q if isinstance(q, dict) else list(q) for q in definition.query_args])
 
 
 def definition(name: str, args, query_args):
@@ -82,7 +80,7 @@ def definition(name: str, args, query_args):
     return type(d).from_dict(dict(d.to_dict(), args=args, query_args=query_args, run_group="bench"))
 
 
-def timed_run(executor, the_job: dict, cpus: list[int], log: Path) -> float:
+def timed_run(executor, the_job: Job, cpus: list[int], log: Path) -> float:
     start = time.perf_counter()
     outcome = executor.run(the_job, cpus, log, 600)
     elapsed = time.perf_counter() - start

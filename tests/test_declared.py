@@ -8,9 +8,9 @@ import pytest
 
 from ann_bench.algorithms.declared import Declared, library_imports, read_declared
 from ann_bench.errors import ConfigError
-from ann_bench.results.files import read_result
 from ann_bench.run.definitions import Definition
 from ann_bench.run.jobs import Job
+from ann_bench.run.messages import receive
 from ann_bench.run.runner import DeclarationMismatch, instantiate, run_job
 
 
@@ -147,9 +147,10 @@ def test_the_worker_refuses_a_class_that_is_not_what_the_host_read(changes_itsel
                                                   r"\('euclidean',\) in"):
         instantiate(changes_itself)
     job = Job(definition=changes_itself, dataset="random-xs-20-angular", dataset_path=str(xs_angular),
-              results_dir=str(tmp_path / "results"), count=10, batch=False, runs=1, query_args=[{}], environment={})
+              results_dir=str(tmp_path), count=10, batch=False, runs=1, query_args=[{}], environment={})
     assert run_job(job) is False
-    error = read_result(job.result_path({}), arrays=False).attrs["error"]
+    [message] = receive(tmp_path).values()  # the worker's report to the host, which records the failure
+    error = message.reason
     assert error.startswith("the wrapper changes its declarations when imported"), error
 
 

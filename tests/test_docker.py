@@ -1,7 +1,7 @@
 """The Docker side against the real engine: images, containers, faults, isolation.
 
 Skipped, with a message saying so, only when no Docker engine answers. The images the tests
-need (OS image, base, bruteforce, hnswlib, faults) are built once per session through
+need (OS image, base, bruteforce, hnswlib, faults, hostile) are built once per session through
 images.build_images: from nothing on a fresh machine (a few minutes, as root for debootstrap),
 in seconds from the layer cache after that. scripts/build-test-images does the same up front.
 """
@@ -33,14 +33,17 @@ from ann_bench.run.definitions import Definition, get_definitions, load_algorith
 from ann_bench.run.environment import harness_digest
 from ann_bench.run.executors import DockerExecutor
 from ann_bench.run.executors.docker import images
-from ann_bench.run.jobs import Settings
+from ann_bench.run.executors.docker.executor import PIDS_LIMIT, TIMEOUT_MARGIN
+from ann_bench.run.jobs import Job, Settings
 from ann_bench.run.plan import make_plan
-from ann_bench.run.sweep import make_job, run_plan  # noqa: F401  (make_job: the job format the executors receive)
+from ann_bench.run.sweep import run_plan
+
+from .waiting import wait_for
 
 ROOT = REPO
 FAULTS = ROOT / "tests" / "fault-algorithms.yaml"
 DATASET = "random-xs-20-angular"
-TEST_IMAGES = ["bruteforce", "hnswlib", "faults"]
+TEST_IMAGES = ["bruteforce", "hnswlib", "faults", "hostile"]
 
 
 @pytest.fixture(scope="session")
@@ -97,13 +100,10 @@ def definitions_file(tmp_path: Path, name: str, args: dict, query_args: dict) ->
     return path
 
 
-def job_for(definition: Definition, dataset: Path, results: Path) -> dict:
-    return {
-        "definition": definition.to_dict(), "dataset": DATASET, "dataset_path": str(dataset),
-        "results_dir": str(results), "count": 10, "batch": False, "runs": 1,
-        "query_args": [list(q) if isinstance(q, tuple) else q for q in definition.query_args],
-        "environment": {},
-    }
+def job_for(definition: Definition, dataset: Path, results: Path) -> Job:
+    return Job(definition=definition, dataset=DATASET, dataset_path=str(dataset), results_dir=str(results), count=10,
+               batch=False, runs=1, query_args=[list(q) if isinstance(q, tuple) else q for q in definition.query_args],
+               environment={})
 
 
 def fault_definition(name: str, **args) -> Definition:
@@ -216,7 +216,7 @@ def test_bruteforce_in_docker_matches_local(built, engine, tmp_path, data_dir, d
     truth = true_distances(dataset)
     in_docker, local = recalls(tmp_path / "docker", truth), recalls(tmp_path / "local", truth)
     assert in_docker == local and list(in_docker.values()) == [1.0]
-    # Written by the container, owned by whoever ran the sweep.
+    # Accepted and written by the host, owned by whoever ran the sweep.
     for path in iter_result_paths(tmp_path / "docker"):
         assert path.stat().st_uid == os.getuid()
         environment = read_result(path, arrays=False).environment
@@ -269,19 +269,19 @@ def test_faults_are_recorded_failures_and_the_sweep_goes_on(built, engine, tmp_p
     assert ours(engine, results, all=True) == []
 
 
-def test_sweep_results_belong_to_the_executor_user(built, tmp_path, dataset):
-    """As root the invoking user is root too: prove the mapping with a uid that is not root's."""
-    uid, gid = (1000, 1000) if os.getuid() == 0 else (os.getuid(), os.getgid())
+def test_sweep_results_belong_to_the_invoking_user_whoever_the_container_runs_as(built, tmp_path, dataset):
+    """The container runs as another uid (as root: 65534); what the host accepts is its own."""
     results = tmp_path / "results"
     definitions = get_definitions(load_algorithms(FAULTS), "angular", "float", 10, 20, ["bruteforce"])
     settings = Settings(dataset=DATASET, dataset_path=dataset, results_dir=results, count=10, runs=1)
-    records = run_plan(make_plan(definitions, settings), DockerExecutor(user=f"{uid}:{gid}"), settings,
-                       "angular", progress=False)
+    executor = DockerExecutor()
+    assert executor.user.partition(":")[0] != "0"
+    records = run_plan(make_plan(definitions, settings), executor, settings, "angular", progress=False)
     assert [(r.status, r.reason) for r in records] == [("ran", "")]
-    # Results, logs and the directories holding them: nothing left to root.
+    # Results, logs and the directories holding them: nothing left to the container's user.
     owners = {str(p.relative_to(results)): (p.stat().st_uid, p.stat().st_gid) for p in [results, *results.rglob("*")]}
     assert len(list(iter_result_paths(results))) == 1
-    assert owners == dict.fromkeys(owners, (uid, gid))
+    assert owners == dict.fromkeys(owners, (os.getuid(), os.getgid()))
 
 
 def test_segfault_in_query_is_a_crash(built, tmp_path, dataset):
@@ -328,43 +328,68 @@ def host_server():
 
 
 def test_container_sandbox(built, tmp_path, dataset, host_server):
-    """No network, read-only dataset and harness, the given user, cores, memory and no swap."""
+    """No network, train and test only, read-only harness and root, a private output, an
+    unprivileged user without capabilities, cores, memory and no swap."""
     port, accepted = host_server
     results = tmp_path / "results"
-    results.mkdir()
-    if os.getuid() == 0:
-        # Prove the uid mapping with an unprivileged uid that has no passwd entry in the image.
-        user, uid = "1000:1000", 1000
-        os.chown(results, 1000, 1000)
-    else:
-        user, uid = None, os.getuid()
     limit = 768 << 20
-    executor = DockerExecutor(memory_limit_bytes=limit, user=user)
+    executor = DockerExecutor(memory_limit_bytes=limit)
+    uid = 65534 if os.getuid() == 0 else os.getuid()
     job = job_for(fault_definition("probe", port=port), dataset, results)
     outcome = executor.run(job, [1], tmp_path / "probe.log", 60)
     assert outcome.ok, (tmp_path / "probe.log").read_text()
-    assert job["environment"]["image_id"].startswith("sha256:")
+    assert outcome.environment["image_id"].startswith("sha256:")
 
     [path] = iter_result_paths(results)
-    assert path.stat().st_uid == uid
+    assert path.stat().st_uid == os.getuid() and outcome.accepted == [path]
     result = read_result(path, arrays=False)
-    assert result.environment["image_id"] == job["environment"]["image_id"]
+    assert result.environment["image_id"] == outcome.environment["image_id"]
     probe = json.loads(result.attrs["probe"])
-    assert probe["uid"] == uid and probe["home_writable"]
+    assert probe["uid"] == uid and probe["home_writable"] and not probe["root_writable"]
     assert probe["interfaces"] == ["lo"]
     assert probe["connect_127.0.0.1"].startswith("ConnectionRefusedError") and not accepted
-    dataset_mount = f"/data/{dataset.name}"
-    assert probe["mounts"] == {dataset_mount: "ro", "/results": "rw", "/opt/ann-bench/ann_bench": "ro"}
-    assert probe["readonly"] == {dataset_mount: True, "/results": False, "/opt/ann-bench/ann_bench": True}
-    assert probe["writes"][dataset_mount].endswith(("Read-only file system", "Permission denied"))
+    [inputs] = [target for target in probe["mounts"] if target.startswith("/input/")]
+    assert inputs.endswith(".hdf5") and ".worker-inputs" not in inputs
+    assert probe["mounts"] == {inputs: "ro", "/output": "rw", "/tmp": "rw", "/opt/ann-bench/ann_bench": "ro"}
+    assert probe["readonly"] == {inputs: True, "/output": False, "/tmp": False, "/opt/ann-bench/ann_bench": True}
+    assert probe["writes"][inputs].endswith(("Read-only file system", "Permission denied"))
     assert probe["writes"]["/opt/ann-bench/ann_bench"].endswith(("Read-only file system", "Permission denied"))
-    assert probe["writes"]["/results"] == "written"
+    assert probe["writes"]["/output"] == probe["writes"]["/tmp"] == "written"
     assert not probe["docker_socket"]
+    assert int(probe["capabilities"], 16) == 0 and probe["no_new_privs"] == "1"
+    assert probe["pids_max"] == str(PIDS_LIMIT)
     assert probe["cpus"] == [1]
     assert probe["threads"] == dict.fromkeys(["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"], "1")
     assert int(probe["memory_limit"]) == limit
     if "memory_swap_limit" in probe:  # memory + swap equal to memory: no swap
         assert int(probe["memory_swap_limit"]) == limit
+
+
+def test_container_config_has_no_privilege_and_a_time_limit_of_its_own(built, engine, tmp_path, dataset):
+    """What the engine was told, read back from the running container."""
+    results = tmp_path / "results"
+    executor = DockerExecutor()
+    job = job_for(fault_definition("fault-timeout"), dataset, results)
+    thread = threading.Thread(target=executor.run, args=(job, [0], tmp_path / "x.log", 600))
+    thread.start()
+    try:
+        running = wait_for(lambda: ours(engine, results))
+        assert running, "no container started"
+        config = running[0].attrs
+    finally:
+        executor.stop_all()
+        thread.join(60)
+    host = config["HostConfig"]
+    assert config["Config"]["User"].partition(":")[0] not in ("", "0", "root")
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd") and not host["Privileged"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["PidsLimit"] == PIDS_LIMIT and host["ReadonlyRootfs"] is True
+    assert list(host["Tmpfs"]) == ["/tmp"] and host["NetworkMode"] == "none"
+    assert config["Config"]["Cmd"][:4] == ["timeout", "-s", "KILL", str(600 + TIMEOUT_MARGIN)]
+    assert config["Config"]["Labels"]["ann-bench.results"] == str(results.resolve())
+    writable = [m["Destination"] for m in config["Mounts"] if m["RW"]]
+    assert writable == ["/output"]
+    assert ours(engine, results, all=True) == []
 
 
 def test_default_memory_limit_comes_from_total_memory(engine):
@@ -436,10 +461,7 @@ def test_engine_lost_while_waiting_is_an_engine_error_not_a_timeout(built, engin
     thread = threading.Thread(target=lambda: outcomes.append(executor.run(job, [0], tmp_path / "x.log", 600)))
     thread.start()
     try:
-        for _ in range(100):
-            if ours(engine, results):
-                break
-            thread.join(0.1)
+        assert wait_for(lambda: ours(engine, results)), "no container started"
         relay.cut()
         thread.join(60)
     finally:
@@ -457,10 +479,7 @@ def test_stop_all_kills_running_containers(built, engine, tmp_path, dataset):
     job = job_for(fault_definition("fault-timeout"), dataset, tmp_path / "results")
     thread = threading.Thread(target=lambda: outcomes.append(executor.run(job, [0], tmp_path / "x.log", 600)))
     thread.start()
-    for _ in range(100):
-        if ours(engine, tmp_path / "results"):
-            break
-        thread.join(0.1)
+    assert wait_for(lambda: ours(engine, tmp_path / "results")), "no container started"
     executor.stop_all()
     thread.join(30)
     assert not thread.is_alive() and outcomes[0].status == "crashed"
@@ -472,12 +491,7 @@ def test_sigterm_to_run_py_leaves_no_container(built, engine, tmp_path, data_dir
                "fault-timeout", "--results", str(tmp_path / "results"), "--data-dir", str(data_dir), "--no-progress"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(300):
-            if ours(engine, tmp_path / "results"):
-                break
-            threading.Event().wait(0.1)
-        else:
-            pytest.fail("no container started")
+        assert wait_for(lambda: ours(engine, tmp_path / "results")), "no container started"
         proc.terminate()
         out, _ = proc.communicate(timeout=60)
     finally:

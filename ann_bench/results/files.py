@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +106,7 @@ class RunResult:
         return json.loads(self.attrs.get("environment", "{}"))
 
 
-def _attr_value(value: Any) -> Any:
+def attr_value(value: Any) -> Any:
     """h5py stores numbers, strings and bools; anything else is stored as JSON text."""
     if isinstance(value, (bool, int, float, str, np.integer, np.floating, np.bool_)):
         return value
@@ -122,7 +121,7 @@ def write_result(path: Path | str, result: RunResult) -> Path:
         with h5py.File(tmp, "w") as f:
             f.attrs["format_version"] = FORMAT_VERSION
             for key, value in result.attrs.items():
-                f.attrs[key] = _attr_value(value)
+                f.attrs[key] = attr_value(value)
             for name in ("neighbors", "distances", "times", "run_times"):
                 data = getattr(result, name)
                 if data is not None:
@@ -144,15 +143,19 @@ def read_result(path: Path | str, arrays: bool = True) -> RunResult:
     """Read one result file; with arrays=False only the attributes (fast for listings)."""
     path = Path(path)
     with h5py.File(path, "r") as f:
-        attrs = {k: _decode(v) for k, v in f.attrs.items()}
-        result = RunResult(attrs=attrs, path=path)
-        if arrays:
-            for name in f:
-                data = f[name][()]
-                if name in ("neighbors", "distances", "times", "run_times"):
-                    setattr(result, name, data)
-                else:
-                    result.extra[name] = data
+        return read_open(f, path, arrays)
+
+
+def read_open(f: h5py.File, path: Path | None = None, arrays: bool = True) -> RunResult:
+    """The result in an open file (which may live in memory: the host's check reads one so)."""
+    result = RunResult(attrs={k: _decode(v) for k, v in f.attrs.items()}, path=path)
+    if arrays:
+        for name in f:
+            data = f[name][()]
+            if name in ("neighbors", "distances", "times", "run_times"):
+                setattr(result, name, data)
+            else:
+                result.extra[name] = data
     return result
 
 

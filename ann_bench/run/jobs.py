@@ -1,11 +1,17 @@
 """What a sweep hands to a worker: its settings, one task per definition, the job, and the
-records every stage names a result by (display name, attributes, a failure record)."""
+records every stage names a result by (display name, attributes, a failure record).
+
+A `Job` crosses to the worker as JSON (`to_json`) and is parsed back into a `Job` there
+(`from_json`); nothing else travels between them. The worker answers with the result files it
+writes under the job's `results_dir` (its private output directory) and one JSON line per
+query-argument set in MESSAGES there (see messages.py).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +46,19 @@ class Task:
     paths: list[Path]
     log_path: Path
 
-    @property
-    def mtimes(self) -> list[int | None]:
-        return [p.stat().st_mtime_ns if p.exists() else None for p in self.paths]
+    def job(self, settings: Settings) -> "Job":
+        """The job of this task, as the host sees it: the whole dataset, the results tree."""
+        return Job(definition=self.definition, dataset=settings.dataset, dataset_path=str(settings.dataset_path),
+                   results_dir=str(settings.results_dir), count=settings.count, batch=settings.batch,
+                   runs=settings.runs, query_args=list(self.pending), environment=dict(settings.environment))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
+    """One definition to run. On the host its paths are the dataset and the results tree; the
+    worker gets a copy whose dataset_path is a file of train and test only and whose
+    results_dir is a fresh private directory (executors/base.py)."""
+
     definition: Definition
     dataset: str
     dataset_path: str
@@ -57,9 +69,14 @@ class Job:
     query_args: list
     environment: dict
 
+    def to_json(self) -> str:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["definition"] = self.definition.to_dict()
+        return json.dumps(data)
+
     @classmethod
-    def from_dict(cls, data: dict) -> "Job":
-        data = dict(data)
+    def from_json(cls, text: str) -> "Job":
+        data = json.loads(text)
         data["definition"] = Definition.from_dict(data["definition"])
         return cls(**data)
 

@@ -1,8 +1,11 @@
 """The worker: load the data, fit once, sweep the query arguments, time, validate, write.
 
-Runs wherever an executor starts it: `python -m ann_bench.run.runner --job JSON`. Each query-
-argument set becomes one result file as soon as it is done, so a crash or kill later on loses
-only the set that was running. Only the library call is inside the timer.
+Runs wherever an executor starts it: `python -m ann_bench.run.runner --job JSON`. It is given
+train and test only and a private output directory (the job's results_dir). Each query-argument
+set becomes one result file there as soon as it is done, followed by a message (messages.py;
+a failed set gets a message with its reason and no file), so a crash or kill later on loses
+only the set that was running. The host checks each file and computes its distances.
+Only the library call is inside the timer.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,12 +26,12 @@ import numpy as np
 from .. import log as logsetup
 from ..algorithms import declared
 from ..algorithms.base import BaseANN
-from ..datasets.distance import distances_to
-from ..datasets.hdf5 import Dataset, load_dataset
+from ..datasets.hdf5 import Dataset
 from ..results.files import STATUS_OK, RunResult, write_result
-from . import environment
+from . import environment, messages
 from .definitions import Definition
-from .jobs import Job, base_attrs, display_name, write_failure
+from .inputs import load_inputs
+from .jobs import Job, base_attrs, display_name
 
 WARMUP_QUERIES = 1000
 
@@ -172,7 +176,6 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
     return {
         "candidates": float((ids >= 0).sum(axis=1).mean()),
         "neighbors": ids.astype(np.int32),
-        "distances": distances_to(data.distance, data.test, data.train, ids),
         "times": best_times,
         "run_times": np.asarray(run_totals),
         "best_search_time": best_total / 1e9 / n,
@@ -197,11 +200,11 @@ def _build(algo: BaseANN, data: Dataset) -> tuple[float, int]:
 
 def run_job(job: Job) -> bool:
     """Run every query-argument set of the job; True when all of them produced a result."""
-    data = load_dataset(job.dataset_path)
+    data = load_inputs(job.dataset_path)
     algo = None
     try:
         algo = instantiate(job.definition)
-        job.environment = dict(job.environment, **environment.describe(algo.package))
+        job = replace(job, environment=dict(job.environment, **environment.describe(algo.package)))
         if job.batch and not algo.supports_batch:
             log.info("%s has no native batch search; timing one-by-one answers", job.definition.algorithm)
         build_time, index_size = _build(algo, data)
@@ -210,7 +213,7 @@ def run_job(job: Job) -> bool:
         if algo is not None:
             algo.done()
         for query_args in job.query_args:
-            write_failure(job, query_args, reason, data.distance)
+            messages.send(job.results_dir, query_args, messages.STATUS_FAILED, reason)
         return False
     log.info("built %s %s in %.3f s", job.definition.algorithm, json.dumps(job.definition.args), build_time)
     all_ok = True
@@ -220,11 +223,11 @@ def run_job(job: Job) -> bool:
             measured = run_query_set(algo, data, job, query_args)
         except InvalidAnswer as e:
             log.error("invalid answer for %s: %s", json.dumps(query_args), e)
-            write_failure(job, query_args, f"invalid answer: {e}", data.distance)
+            messages.send(job.results_dir, query_args, messages.STATUS_FAILED, f"invalid answer: {e}")
             all_ok = False
             continue
         except Exception as e:
-            write_failure(job, query_args, _last_line(e), data.distance)
+            messages.send(job.results_dir, query_args, messages.STATUS_FAILED, _last_line(e))
             all_ok = False
             continue
         library_seconds += measured["library_seconds"]
@@ -243,6 +246,7 @@ def run_job(job: Job) -> bool:
         )
         result = RunResult(attrs=attrs, **measured)
         path = write_result(job.result_path(query_args), result)
+        messages.send(job.results_dir, query_args, messages.STATUS_OK)
         log.info("%s %s: %.1f QPS -> %s", attrs["name"], json.dumps(query_args), 1 / attrs["best_search_time"], path)
     algo.done()
     log.info("library time %.3f s", library_seconds)
@@ -252,7 +256,7 @@ def run_job(job: Job) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one definition (started by an executor).")
     parser.add_argument("--job", required=True, help="the job as JSON")
-    job = Job.from_dict(json.loads(parser.parse_args(argv).job))
+    job = Job.from_json(parser.parse_args(argv).job)
     logsetup.setup(fmt="[%(asctime)s] %(message)s")
     return 0 if run_job(job) else 1
 

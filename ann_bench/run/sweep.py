@@ -1,65 +1,73 @@
-"""Run a planned sweep on an executor: each task on its own cores, every worker's end settled
-into records, a progress bar, and a clean stop on Ctrl-C."""
+"""Run a planned sweep on an executor: each task on its own cores, every worker's outcome
+settled into records, progress counted on outcomes, and a clean stop on Ctrl-C."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from queue import Queue
 
 from tqdm import tqdm
 
-from ..results.files import STATUS_OK, read_result, status_of
+from ..results.files import STATUS_OK, canonical_json, status_of
 from .disk import disk_error
-from .executors.base import Executor, Outcome
+from .executors.base import Executor, Outcome, remove_orphaned_outputs
+from .executors.logs import append_text
 from .jobs import Job, Settings, Task, write_failure
 from .plan import Plan, Record, cpu_slots
 
-POLL_SECONDS = 0.5
+log = logging.getLogger(__name__)
 
 
-def make_job(task: Task, settings: Settings) -> dict:
-    job = Job(
-        definition=task.definition,
-        dataset=settings.dataset,
-        dataset_path=str(settings.dataset_path),
-        results_dir=str(settings.results_dir),
-        count=settings.count,
-        batch=settings.batch,
-        runs=settings.runs,
-        query_args=task.pending,
-        environment=dict(settings.environment),
-    )
-    data = vars(job).copy()
-    data["definition"] = task.definition.to_dict()
-    return data
-
-
-def settle(task: Task, job: dict, before: list[int | None], outcome: Outcome, distance: str,
-           records: list[Record]) -> None:
-    """Turn a worker's end into records, appended one by one (so a full disk keeps those made);
-    what it did not write becomes a failed result.
+def settle(task: Task, job: Job, outcome: Outcome, distance: str, records: list[Record]) -> None:
+    """Turn a worker's outcome into records, appended one by one (so a full disk keeps those
+    made); what the host did not accept becomes a failed result, with the worker's reason for
+    it where it sent one.
 
     A failure never replaces a good result from an earlier run (--force that failed keeps
     the old file) and never touches any other definition's file.
     """
-    job = Job.from_dict(job)  # as the executor left it: with what it recorded (e.g. the image id)
-    for query_args, path, old in zip(task.pending, task.paths, before):
-        written = path.exists() and path.stat().st_mtime_ns != old
-        if written and status_of(path) == STATUS_OK:
+    accepted = set(outcome.accepted)
+    job = replace(job, environment=dict(job.environment, **outcome.environment))  # e.g. the image id
+    for query_args, path in zip(task.pending, task.paths):
+        if path in accepted:
             records.append(Record(task.definition.algorithm, query_args, path, "ran"))
             continue
-        if written:
-            reason = str(read_result(path, arrays=False).attrs.get("error", "failed"))
-        else:
-            reason = outcome.reason or "the worker ended without writing this result"
-            if status_of(path) == STATUS_OK:
-                reason += "; the earlier result is kept"
-            write_failure(job, query_args, reason, distance)
+        reason = outcome.failures.get(canonical_json(query_args)) or outcome.reason or \
+            "the worker ended without writing this result"
+        if status_of(path) == STATUS_OK:
+            reason += "; the earlier result is kept"
+        write_failure(job, query_args, reason, distance)
         records.append(Record(task.definition.algorithm, query_args, path, "failed", reason, task.log_path))
+
+
+class Progress:
+    """A bar on a terminal; elsewhere (a log file, a pipe) one line per finished definition."""
+
+    def __init__(self, plan: Plan, settings: Settings, enabled: bool):
+        self.lines = enabled and not sys.stdout.isatty()
+        self.total, self.done = len(plan.tasks), 0
+        self.started = time.monotonic()
+        self.bar = tqdm(total=plan.pending_count, unit="run", disable=not enabled or self.lines,
+                        dynamic_ncols=True, desc=f"{settings.dataset} k={settings.count}")
+
+    def finished(self, task: Task, records: list[Record]) -> None:
+        self.done += 1
+        self.bar.update(len(records))
+        if self.lines:
+            failed = sum(1 for r in records if r.status == "failed")
+            print(f"[{self.done}/{self.total}] {task.definition.algorithm} {canonical_json(task.definition.args)}: "
+                  f"{len(records) - failed} ran, {failed} failed ({time.monotonic() - self.started:.0f} s)",
+                  flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
@@ -70,18 +78,19 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
         slots.put(cpus)
     records = list(plan.records)
     lock = threading.Lock()
-    started: dict[int, list] = {}
     interrupted = threading.Event()
+    if plan.tasks:
+        for name in executor.remove_leftovers(settings.results_dir):
+            log.warning("removed %s, left running by an earlier sweep of %s", name, settings.results_dir)
+        remove_orphaned_outputs()
+    shown = Progress(plan, settings, progress)
 
-    def work(index: int, task: Task) -> None:
+    def work(task: Task) -> None:
         cpus = slots.get()
         try:
             if interrupted.is_set():
                 return  # the sweep was stopped while this task waited for its cores
-            before = task.mtimes
-            with lock:
-                started[index] = before
-            job = make_job(task, settings)
+            job = task.job(settings)
             try:
                 outcome = executor.run(job, cpus, task.log_path, settings.timeout)
             except Exception as e:  # a broken engine fails this task, not the sweep
@@ -90,28 +99,25 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
                 return  # not the worker's fault: what it did not finish is simply still to do
             settled: list[Record] = []
             try:
-                settle(task, job, before, outcome, distance, settled)
+                settle(task, job, outcome, distance, settled)
             finally:
                 with lock:
                     records.extend(settled)
+                    shown.finished(task, settled)
         except OSError as error:  # the results disk (full, read-only): start nothing more, keep what finished
             interrupted.set()
             raise disk_error(error, settings.results_dir, records) from None
         finally:
             slots.put(cpus)
 
-    bar = tqdm(total=plan.pending_count, unit="run", disable=not progress, dynamic_ncols=True,
-               desc=f"{settings.dataset} k={settings.count}")
     with ThreadPoolExecutor(max_workers=settings.parallelism) as pool:
         futures = []
         try:
             # Inside the try: a Ctrl-C while submitting must stop what already started.
-            for i, t in enumerate(plan.tasks):
-                futures.append(pool.submit(work, i, t))
-            while not all(f.done() for f in futures):
-                time.sleep(POLL_SECONDS)
-                bar.n = _written(plan, started, lock)
-                bar.refresh()
+            for task in plan.tasks:
+                futures.append(pool.submit(work, task))
+            for future in futures:
+                future.result()
         except BaseException:
             # Interrupted: start nothing new and leave no worker behind.
             interrupted.set()
@@ -119,29 +125,12 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
                 f.cancel()
             executor.stop_all()
             raise
-        for f in futures:
-            f.result()
-    bar.n = _written(plan, started, lock)
-    bar.close()
+        finally:
+            shown.close()
     return records
 
 
 def _executor_error(error: Exception, log_path: Path) -> str:
     """The one-line reason for an executor that raised; its traceback goes to the task's log."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log:
-        traceback.print_exception(error, file=log)
+    append_text(log_path, "".join(traceback.format_exception(error)))
     return f"executor error: {type(error).__name__}: {' '.join(str(error).split())[:300]}"
-
-
-def _written(plan: Plan, started: dict, lock: threading.Lock) -> int:
-    """How many pending results have been written since their task started (for progress)."""
-    with lock:
-        snapshot = dict(started)
-    count = 0
-    for index, before in snapshot.items():
-        task = plan.tasks[index]
-        count += sum(1 for now, old in zip(task.mtimes, before) if now is not None and now != old)
-    return count
-
-

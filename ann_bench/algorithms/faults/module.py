@@ -89,8 +89,9 @@ class MemoryHog(_Fault):
 
 class Probe(BaseANN):
     """Not a fault: reports what it can see of its sandbox (uid, network interfaces, mounts and
-    whether it can write to them, cgroup memory limits, cores, whether it can reach a port on
-    127.0.0.1), stored as the JSON result attribute "probe". Its answers are not neighbours."""
+    whether it can write to them, the root filesystem included, cgroup memory and pids limits,
+    capabilities, no-new-privileges, cores, whether it can reach a port on 127.0.0.1), stored as
+    the JSON result attribute "probe". Its answers are not neighbours."""
 
     metrics = ("euclidean", "angular", "dot")
     package = "numpy"
@@ -129,7 +130,8 @@ def _sandbox_report(port: int) -> dict:
     with open("/proc/self/mounts") as f:
         for line in f:
             _, target, fstype, options = line.split()[:4]
-            if target.startswith(("/data", "/results", "/opt/ann-bench")) or target == "/var/run/docker.sock":
+            if target.startswith(("/data", "/results", "/input", "/output", "/tmp", "/opt/ann-bench")) or \
+                    target == "/var/run/docker.sock":
                 mounts[target] = options.split(",")[0]
     report["mounts"] = mounts
     report["docker_socket"] = os.path.exists("/var/run/docker.sock") or os.path.exists("/run/docker.sock")
@@ -155,20 +157,27 @@ def _sandbox_report(port: int) -> dict:
         report["home_writable"] = True
     except OSError:
         report["home_writable"] = False
-    for limit_file in ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"):
-        try:
-            with open(limit_file) as f:
-                report["memory_limit"] = f.read().strip()
-            break
-        except OSError:
-            continue
-    for swap_file in ("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "/sys/fs/cgroup/memory.swap.max"):
-        try:
-            with open(swap_file) as f:
-                report["memory_swap_limit"] = f.read().strip()
-            break
-        except OSError:
-            continue
+    # cgroup v1 names first, then v2's
+    for key, files in (("memory_limit", ("memory/memory.limit_in_bytes", "memory.max")),
+                       ("memory_swap_limit", ("memory/memory.memsw.limit_in_bytes", "memory.swap.max")),
+                       ("pids_max", ("pids/pids.max", "pids.max"))):
+        for name in files:
+            try:
+                with open(f"/sys/fs/cgroup/{name}") as f:
+                    report[key] = f.read().strip()
+                break
+            except OSError:
+                continue
+    with open("/proc/self/status") as f:
+        status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    report["capabilities"] = status.get("CapEff", "").strip()
+    report["no_new_privs"] = status.get("NoNewPrivs", "").strip()
+    try:
+        with open("/probe-root", "w"):
+            pass
+        report["root_writable"] = True
+    except OSError:
+        report["root_writable"] = False
     report["cpus"] = sorted(os.sched_getaffinity(0))
     thread_variables = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     report["threads"] = {v: os.environ.get(v, "") for v in thread_variables}

@@ -1,7 +1,12 @@
 """Run each definition in a child process on this machine (`run.py --local`).
 
 A child process, not the caller's own, so that a segfault, a hang or a memory blow-up in a
-library costs one definition, not the sweep.
+library costs one definition, not the sweep. What a process can be given without Docker it
+gets: its own session (so the whole process group, whatever the wrapper forked, is killed when
+the worker ends, however it ended), the cores it is given (sched_setaffinity), a memory limit
+(RLIMIT_DATA, from --memory or the machine's total memory / parallelism) and death with the
+sweep (PR_SET_PDEATHSIG). It is not isolated: it has the network, and can read and write
+whatever the user can.
 
 The child runs the shared environment's python (the caller's), except for a definition whose
 library has an environment of its own, `.venvs/<library>` (asv's one-environment-per-need
@@ -11,7 +16,9 @@ habit): a library whose pins conflict with the shared .venv (diskannpy needs num
 
 from __future__ import annotations
 
+import ctypes
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,19 +27,28 @@ from pathlib import Path
 
 from ...paths import REPO, VENVS_DIR
 from ..definitions import DEFAULT_FILE, Definition, load_algorithms
-from .base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
+from ..jobs import Job
+from .base import MEMORY_SHARE, Executor, Outcome, outcome_from_exit, thread_environment, worker_command
 from .local_envs import ensure_own, own_environment_libraries
+from .logs import CappedLog, copy_stream
 
 PACKAGE_PARENT = REPO
+PR_SET_PDEATHSIG = 1
+SWEEP_VARIABLE = "ANN_BENCH_SWEEP"  # in every worker's environment (and its children's): its results tree
+LOG_JOIN_SECONDS = 30  # for the output of a process that left the worker's group
 
 
 class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, python: str = sys.executable, venvs_dir: Path = VENVS_DIR,
-                 definitions_file: Path | str | None = None):
+                 definitions_file: Path | str | None = None, memory_limit_bytes: int | None = None,
+                 parallelism: int = 1):
         """`definitions_file` (default algorithms.yaml) says which libraries run in an
-        environment of their own (`local: own`)."""
+        environment of their own (`local: own`). `memory_limit_bytes` defaults to MEMORY_SHARE
+        of the machine's total memory / parallelism, as in Docker."""
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        self.memory_limit_bytes = memory_limit_bytes or int(total * MEMORY_SHARE / max(1, parallelism))
         self.python = python
         self.venvs_dir = Path(venvs_dir)
         self.definitions_file = definitions_file or DEFAULT_FILE
@@ -65,31 +81,60 @@ class LocalExecutor(Executor):
             for proc in self._running:
                 _kill_group(proc)
 
-    def run(self, job: dict, cpus: list[int], log_path: Path, timeout: float | None) -> Outcome:
+    def remove_leftovers(self, results_dir: Path) -> list[str]:
+        """Kill the processes earlier sweeps of this results tree left: what a worker forked
+        before run.py was killed with SIGKILL (the worker itself dies with run.py)."""
+        marker = f"{SWEEP_VARIABLE}={Path(results_dir).resolve()}".encode()
+        killed = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if marker not in f.read().split(b"\0"):
+                        continue
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(f"process {entry}")
+            except OSError:
+                continue  # gone, or not ours to read
+        return killed
+
+    def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
+                results_dir: Path) -> Outcome:
         env = dict(os.environ, **thread_environment(len(cpus)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                worker_command(self.python_for(job["definition"]["image"]), job),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # so a timeout kills the worker's own children too
-                preexec_fn=lambda: os.sched_setaffinity(0, cpus),
-            )
+        env[SWEEP_VARIABLE] = str(Path(results_dir).resolve())
+        proc = subprocess.Popen(
+            worker_command(self.python_for(job.definition.image), job),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # so that its whole group can be killed, children included
+            preexec_fn=lambda: _confine(cpus, self.memory_limit_bytes),
+        )
+        reader = threading.Thread(target=copy_stream, args=(proc.stdout, log), daemon=True)
+        reader.start()
+        with self._lock:
+            self._running.add(proc)
+        try:
+            return outcome_from_exit(proc.wait(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+            return Outcome("timeout", f"timed out after {timeout:g} s")
+        finally:
+            _kill_group(proc)  # whatever the worker left running, even after a success
             with self._lock:
-                self._running.add(proc)
-            try:
-                return outcome_from_exit(proc.wait(timeout=timeout), log_path)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                proc.wait()
-                return Outcome("timeout", f"timed out after {timeout:g} s", None, log_path)
-            finally:
-                with self._lock:
-                    self._running.discard(proc)
+                self._running.discard(proc)
+            reader.join(LOG_JOIN_SECONDS)  # the pipe ends once every process that held it is gone
+
+
+def _confine(cpus: list[int], memory_bytes: int) -> None:
+    """In the child before it runs the worker: its cores, its memory, and death with the sweep."""
+    os.sched_setaffinity(0, cpus)
+    resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

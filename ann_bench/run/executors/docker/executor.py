@@ -5,33 +5,46 @@ What a container gets, and nothing more:
 - a memory limit derived from the machine's TOTAL memory and the parallelism (never from what
   happens to be free), overridable, with no swap on top;
 - no network at all (network_mode "none": only its own loopback);
-- the dataset file read-only, the results directory read-write, the ann_bench package
-  read-only (so editing the harness needs no image rebuild); never the Docker socket;
-- the invoking user's uid:gid, so the results it writes belong to that user (or the given
-  user's: when root runs the sweep, the directories the executor makes go to that user too).
-The container is removed however it ended; its output goes to the log file the sweep names.
+- its dataset's train and test only (a file without the ground truth, read-only), its private
+  output directory (read-write, the only writable mount), a tmpfs /tmp, and the ann_bench
+  package read-only (so editing the harness needs no image rebuild); never the Docker socket
+  nor anything else of results/;
+- no privilege: never uid 0 (65534 when the sweep runs as root, else the invoking user's
+  uid), no capabilities, no-new-privileges (a setuid binary gains nothing), a pids limit, a
+  read-only root filesystem;
+- a time limit of its own: the command runs under coreutils `timeout -s KILL` with the sweep's
+  timeout and a margin, so that a container outlives a SIGKILLed run.py by at most that.
+Every container is labelled with the sweep's results tree, so that the next sweep of that tree
+removes any left behind. The container is removed however it ended; its output goes to the log
+file the sweep names.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import shlex
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ....paths import PACKAGE, PYTHON
 from ...definitions import DEFAULT_FILE, Definition
-from ..base import Executor, Outcome, outcome_from_exit, thread_environment, worker_command
+from ...jobs import Job
+from ..base import MEMORY_SHARE, Executor, Outcome, outcome_from_exit, thread_environment, worker_command
+from ..logs import CappedLog, copy_stream
 from . import images
 from .images import DockerUnavailable, image_tag
 
 HARNESS_DIR = PACKAGE  # the ann_bench package on the host
 CONTAINER_HARNESS = "/opt/ann-bench/ann_bench"  # PYTHONPATH=/opt/ann-bench in the base image
-CONTAINER_DATA = "/data"
-CONTAINER_RESULTS = "/results"
-MEMORY_SHARE = 0.9  # of total memory, split between parallel containers
+CONTAINER_INPUT = "/input"
+CONTAINER_OUTPUT = "/output"
+UNPRIVILEGED = "65534:65534"  # nobody:nogroup, the uid containers run as when root runs the sweep
+PIDS_LIMIT = 1024
+TIMEOUT_MARGIN = 60  # seconds the in-container timeout allows past the sweep's own
+LABEL = "ann-bench"
+RESULTS_LABEL = "ann-bench.results"
 LOG_JOIN_SECONDS = 30
 
 
@@ -84,15 +97,17 @@ class DockerExecutor(Executor):
     def __init__(self, memory_limit_bytes: int | None = None, parallelism: int = 1,
                  data_dir: Path | str | None = None, results_dir: Path | str | None = None,
                  user: str | None = None, definitions_file: Path | str | None = None, client=None):
-        """data_dir and results_dir are informational: what is mounted is what each job names
-        (its dataset file, read-only, and its results directory). `user` ("uid:gid") defaults
-        to the invoking user's. `definitions_file` is the algorithms file the definitions come
-        from, named in the command that builds a missing image. `client` is a docker.DockerClient
-        to use instead of the local engine's."""
+        """data_dir and results_dir are informational: what is mounted is what each job names.
+        `user` ("uid:gid") is who containers run as: by default the invoking user, or 65534 when
+        that is root; never uid 0. `definitions_file` is the algorithms file the definitions
+        come from, named in the command that builds a missing image. `client` is a
+        docker.DockerClient to use instead of the local engine's."""
         self.parallelism = max(1, parallelism)
         self.data_dir = Path(data_dir) if data_dir else None
         self.results_dir = Path(results_dir) if results_dir else None
-        self.user = user or f"{os.getuid()}:{os.getgid()}"
+        self.user = user or (UNPRIVILEGED if os.geteuid() == 0 else f"{os.getuid()}:{os.getgid()}")
+        if self.user.partition(":")[0] in ("0", "root"):
+            raise ValueError("containers never run as uid 0")
         self.definitions_file = definitions_file
         self._memory_limit = memory_limit_bytes
         self._client = client
@@ -162,18 +177,32 @@ class DockerExecutor(Executor):
             except (DockerException, RequestException):
                 pass  # already ended, or the engine is gone and nothing more can be done
 
+    def remove_leftovers(self, results_dir: Path) -> list[str]:
+        """Remove the containers earlier sweeps of this results tree left (a SIGKILLed run.py)."""
+        from docker.errors import DockerException
+        from requests.exceptions import RequestException
+
+        removed = []
+        try:
+            containers = self.client.containers.list(
+                all=True, filters={"label": f"{RESULTS_LABEL}={Path(results_dir).resolve()}"})
+            for container in containers:
+                container.remove(force=True)
+                removed.append(container.name)
+        except (DockerException, RequestException, DockerUnavailable):
+            pass  # no engine: nothing of ours can be running there either
+        return removed
+
     # -- one definition ---------------------------------------------------------------------
 
-    def container_job(self, job: dict) -> tuple[dict, dict]:
-        """The job as the container sees it, and the mounts (host path -> bind) it needs."""
-        dataset = Path(job["dataset_path"]).resolve()
-        results = Path(job["results_dir"]).resolve()
-        inside = copy.deepcopy(job)
-        inside["dataset_path"] = f"{CONTAINER_DATA}/{dataset.name}"
-        inside["results_dir"] = CONTAINER_RESULTS
+    def container_job(self, job: Job) -> tuple[Job, dict]:
+        """The job as the container sees it, and the mounts (host path -> bind) it needs: its
+        inputs read-only, its private output read-write, the harness read-only."""
+        inputs = Path(job.dataset_path).resolve()
+        inside = replace(job, dataset_path=f"{CONTAINER_INPUT}/{inputs.name}", results_dir=CONTAINER_OUTPUT)
         volumes = {
-            str(dataset): {"bind": inside["dataset_path"], "mode": "ro"},
-            str(results): {"bind": CONTAINER_RESULTS, "mode": "rw"},
+            str(inputs): {"bind": inside.dataset_path, "mode": "ro"},
+            str(Path(job.results_dir).resolve()): {"bind": CONTAINER_OUTPUT, "mode": "rw"},
             str(HARNESS_DIR): {"bind": CONTAINER_HARNESS, "mode": "ro"},
         }
         return inside, volumes
@@ -186,90 +215,91 @@ class DockerExecutor(Executor):
         ids = (int(uid), int(gid))
         return None if ids == (os.getuid(), os.getgid()) else ids
 
-    def _make_dir(self, directory: Path) -> None:
-        """mkdir -p here, not by Docker (which would make a missing bind source root-owned); the
-        directories made go to the container's user, who writes in them."""
-        new = [p for p in (directory, *directory.parents) if not p.exists()]
-        directory.mkdir(parents=True, exist_ok=True)
-        self._give(new)
+    def command(self, job: Job, timeout: float | None) -> list[str]:
+        """The worker's command, under a time limit of its own when the sweep has one."""
+        command = worker_command("python", job)
+        if timeout is None:
+            return command
+        return ["timeout", "-s", "KILL", str(int(timeout) + TIMEOUT_MARGIN), *command]
 
-    def _give(self, paths: list[Path]) -> None:
-        ids = self._foreign_ids()
-        for path in paths if ids else []:
-            os.chown(path, *ids)
-
-    def run(self, job: dict, cpus: list[int], log_path: Path, timeout: float | None) -> Outcome:
+    def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
+                results_dir: Path) -> Outcome:
         """Never raises for the worker's faults nor for the engine's: each is an Outcome."""
         from docker.errors import DockerException, ImageNotFound
         from requests.exceptions import RequestException
 
-
-        definition = job["definition"]
-        tag = image_tag(definition["image"])
-        log_path = Path(log_path)
-        self._make_dir(log_path.parent)
+        definition = job.definition
+        tag = image_tag(definition.image)
         try:
             image = self.client.images.get(tag)
             limit = self.memory_limit_bytes
         except ImageNotFound:
-            message = not_built_message(definition["image"], definition["algorithm"], self.definitions_file)
-            return Outcome("failed", message, None, log_path)
+            return Outcome("failed", not_built_message(definition.image, definition.algorithm, self.definitions_file))
         except (DockerException, RequestException, DockerUnavailable) as e:
-            return Outcome("failed", engine_error(e), None, log_path)
-
-        if not Path(job["dataset_path"]).is_file():
-            # Docker would make a missing bind source as an empty root-owned directory.
-            return Outcome("failed", f"dataset file {job['dataset_path']} not found", None, log_path)
-        job.setdefault("environment", {}).update(image_id=image.id, image=tag, memory_limit_bytes=limit)
+            return Outcome("failed", engine_error(e))
+        environment = {"image_id": image.id, "image": tag, "memory_limit_bytes": limit}
         inside, volumes = self.container_job(job)
-        self._make_dir(Path(job["results_dir"]))
+        ids = self._foreign_ids()
+        if ids:
+            os.chown(job.results_dir, *ids)  # its private output: the container's user writes there
 
         container = None
-        with open(log_path, "ab") as log:
-            self._give([log_path])
-            try:
-                container = self.client.containers.create(
-                    image.id,
-                    command=worker_command("python", inside),
-                    user=self.user,
-                    environment=thread_environment(len(cpus)),
-                    cpuset_cpus=",".join(str(c) for c in cpus),
-                    mem_limit=limit,
-                    memswap_limit=limit,  # equal to the memory limit: no swap
-                    network_mode="none",
-                    volumes=volumes,
-                    # Which sweep a container belongs to: its results directory on the host.
-                    labels={"ann-bench": "worker", "ann-bench.algorithm": definition["algorithm"],
-                            "ann-bench.results": str(Path(job["results_dir"]).resolve())},
-                    detach=True,
-                )
+        try:
+            container = self.client.containers.create(
+                image.id,
+                command=self.command(inside, timeout),
+                user=self.user,
+                environment=dict(thread_environment(len(cpus)), HOME="/tmp"),
+                working_dir="/tmp",
+                cpuset_cpus=",".join(str(c) for c in cpus),
+                mem_limit=limit,
+                memswap_limit=limit,  # equal to the memory limit: no swap
+                network_mode="none",
+                volumes=volumes,
+                # /tmp is where on-disk engines keep their index; its pages count against the
+                # memory limit, which bounds it.
+                tmpfs={"/tmp": f"size={limit},mode=1777"},
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                pids_limit=PIDS_LIMIT,
+                # The output is streamed from the start (attach), not kept by the engine, whose
+                # rotating log loses and repeats lines of a chatty worker.
+                log_config={"type": "none", "config": {}},
+                # Which sweep a container belongs to: its results directory on the host.
+                labels={LABEL: "worker", "ann-bench.algorithm": definition.algorithm,
+                        RESULTS_LABEL: str(Path(results_dir).resolve())},
+                detach=True,
+            )
+            with self._lock:
+                if self._stopped:
+                    return Outcome("failed", "interrupted before it started", environment=environment)
+                self._running.add(container.id)
+            output = self.log_client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False)
+            reader = threading.Thread(target=copy_stream, args=(output, log), daemon=True)
+            reader.start()
+            container.start()
+            return replace(self._await(container, reader, log, limit, timeout), environment=environment)
+        except (DockerException, RequestException) as e:
+            message = engine_error(e)
+            log.note(message)
+            return Outcome("failed", message, environment=environment)
+        finally:
+            if container is not None:
                 with self._lock:
-                    if self._stopped:
-                        return Outcome("failed", "interrupted before it started", None, log_path)
-                    self._running.add(container.id)
-                container.start()
-                return self._await(container, log, log_path, limit, timeout)
-            except (DockerException, RequestException) as e:
-                message = engine_error(e)
-                log.write(f"\n[ann-bench] {message}\n".encode())
-                return Outcome("failed", message, None, log_path)
-            finally:
-                if container is not None:
-                    with self._lock:
-                        self._running.discard(container.id)
-                    try:
-                        container.remove(force=True)
-                    except (DockerException, RequestException):
-                        pass  # gone already, or the engine is: nothing more to do here
+                    self._running.discard(container.id)
+                try:
+                    container.remove(force=True)
+                except (DockerException, RequestException):
+                    pass  # gone already, or the engine is: nothing more to do here
 
-    def _await(self, container, log, log_path: Path, limit: int, timeout: float | None) -> Outcome:
+    def _await(self, container, reader: threading.Thread, log: CappedLog, limit: int,
+               timeout: float | None) -> Outcome:
         """Wait for a started container to end, killing it at the timeout, and say how it ended."""
         from docker.errors import APIError, DockerException
         from requests.exceptions import RequestException
 
         started = time.monotonic()
-        reader = threading.Thread(target=_copy_logs, args=(self.log_client, container.id, log), daemon=True)
-        reader.start()
         try:
             code = int(container.wait(timeout=timeout).get("StatusCode", -1))
         except RequestException as e:
@@ -284,25 +314,11 @@ class DockerExecutor(Executor):
             code = int(container.wait(timeout=60).get("StatusCode", -1))
             if killed:
                 reader.join(LOG_JOIN_SECONDS)
-                elapsed = time.monotonic() - started
-                log.write(f"\n[ann-bench] killed after {elapsed:.1f} s: timeout {timeout:g} s\n".encode())
-                return Outcome("timeout", f"timed out after {timeout:g} s", None, log_path)
+                log.note(f"killed after {time.monotonic() - started:.1f} s: timeout {timeout:g} s")
+                return Outcome("timeout", f"timed out after {timeout:g} s")
         reader.join(LOG_JOIN_SECONDS)
         container.reload()
         if container.attrs["State"].get("OOMKilled"):
-            log.write(f"\n[ann-bench] killed by the kernel: memory limit {limit} bytes\n".encode())
-            return Outcome("oom", f"out of memory at the {format_bytes(limit)} limit", code, log_path)
-        return outcome_from_exit(code, log_path)
-
-
-def _copy_logs(client, container_id: str, log) -> None:
-    """Stream the container's output into the log file as it comes."""
-    from docker.errors import DockerException
-    from requests.exceptions import RequestException
-
-    try:
-        for chunk in client.api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True):
-            log.write(chunk)
-            log.flush()
-    except (DockerException, RequestException, ValueError):
-        pass  # the stream ended, or run() closed the log when it lost the engine
+            log.note(f"killed by the kernel: memory limit {limit} bytes")
+            return Outcome("oom", f"out of memory at the {format_bytes(limit)} limit", code)
+        return outcome_from_exit(code)

@@ -1,0 +1,70 @@
+"""What a worker is given of a dataset: train and test, never the ground truth.
+
+The host writes, once per version of a dataset, a copy holding only its points and the
+attributes that describe them (distance, type, point_type, dimension), in a cache directory
+beside the dataset, named by the dataset's sha256 (so a changed dataset gets a new copy).
+Executors hand the worker that file alone; `neighbors` and `distances` stay on the host, which
+scores the returned ids itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..atomic import atomic_path
+from ..datasets.hdf5 import Dataset, sparse_points, text
+from ..datasets.sources import sha256_file
+
+CACHE_DIR = ".worker-inputs"
+ATTRIBUTES = ("distance", "type", "point_type", "dimension")
+POINTS = ("train", "test", "size_train", "size_test")
+
+_digests: dict[tuple, str] = {}
+_lock = threading.Lock()
+
+
+def _sha256(path: Path) -> str:
+    """The file's sha256, computed once per version of the file in this process."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    with _lock:
+        if key not in _digests:
+            _digests[key] = sha256_file(path)
+        return _digests[key]
+
+
+def worker_input(dataset_path: Path | str) -> Path:
+    """The train-and-test-only copy of the dataset, written first if it is not there yet."""
+    dataset_path = Path(dataset_path).resolve()
+    digest = _sha256(dataset_path)
+    target = dataset_path.parent / CACHE_DIR / f"{dataset_path.stem}-{digest[:16]}.hdf5"
+    with _lock:  # parallel tasks of one sweep: one writer
+        if not target.is_file():
+            with atomic_path(target) as tmp, h5py.File(dataset_path, "r") as source, h5py.File(tmp, "w") as out:
+                for key in ATTRIBUTES:
+                    if key in source.attrs:
+                        out.attrs[key] = source.attrs[key]
+                for key in POINTS:
+                    if key in source:
+                        source.copy(key, out)
+    return target
+
+
+def load_inputs(path: Path | str) -> Dataset:
+    """The worker's side: the points of a file written by worker_input."""
+    path = Path(path)
+    with h5py.File(path, "r") as f:
+        kind = text(f.attrs.get("type", "dense"))
+        if kind == "sparse":
+            train, test = sparse_points(f, "train"), sparse_points(f, "test")
+        else:
+            train, test = f["train"][:], f["test"][:]
+        distance = text(f.attrs["distance"])
+        point_type = text(f.attrs.get("point_type", "bit" if kind == "sparse" else "float"))
+        dimension = int(f.attrs.get("dimension", 0))
+    nothing = np.empty((len(test), 0), dtype=np.int32)
+    return Dataset(path.stem, distance, point_type, kind, dimension, train, test, nothing, nothing.astype(np.float32))

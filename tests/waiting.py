@@ -1,0 +1,19 @@
+"""Waiting for something a test started (a process, a container, a file) to happen."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(found: Callable[[], T], attempts: int = 600) -> T:
+    """What found() returns once it is truthy, asked every 0.1 s; its last answer otherwise."""
+    result = found()
+    for _ in range(attempts):
+        if result:
+            break
+        threading.Event().wait(0.1)
+        result = found()
+    return result
