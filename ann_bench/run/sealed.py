@@ -1,0 +1,72 @@
+"""The vectors a wrapper is given, in memory nobody in the worker can write.
+
+The worker computes its distances from the same train and test it hands the wrapper, so the
+wrapper must not be able to change them (a wrapper that writes its queries over with a training
+point would make garbage answers look exact). A read-only flag alone does not do: an array that
+owns its memory can be made writable again by anyone. Here the points are copied once into a
+sealed memfd (F_SEAL_WRITE) mapped read-only, so no flag can be set back, no writable mapping of
+it can be made, and a library writing into it through a pointer faults instead of silently
+changing the data. One copy serves the worker and the wrapper: memory is not doubled.
+
+Each wrapper call gets its own view objects (`handout`), so that a wrapper that reshapes the
+array object it was given (`X.shape = ...`) changes its own view, never the worker's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import mmap
+import os
+from typing import Any
+
+import numpy as np
+
+from ..datasets.hdf5 import Dataset
+
+_SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
+
+
+def seal(array: np.ndarray) -> np.ndarray:
+    """A copy of `array` in sealed read-only memory (MAP_POPULATE: its pages are resident from
+    the start, so they count in the memory measured before fit, not in the index's size)."""
+    array = np.ascontiguousarray(array)
+    if array.nbytes == 0:  # nothing to write into; mmap refuses an empty mapping
+        empty = array.copy()
+        empty.flags.writeable = False
+        return empty
+    fd = os.memfd_create("ann-bench-points", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        data = array.reshape(-1).view(np.uint8)
+        written = 0
+        while written < data.nbytes:  # a write may be partial (at most about 2 GiB each)
+            written += os.write(fd, data[written:])
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+        memory = mmap.mmap(fd, data.nbytes, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    return np.frombuffer(memory, dtype=array.dtype).reshape(array.shape)
+
+
+def seal_points(points: Any) -> Any:
+    """Dense points (a 2-D array) sealed; sets (a list of item arrays) as views of one sealed
+    array of all their items."""
+    if isinstance(points, np.ndarray):
+        return seal(points)
+    if not len(points):
+        return []
+    sizes = np.fromiter((len(s) for s in points), dtype=np.int64, count=len(points))
+    items = seal(np.concatenate(points))
+    return np.split(items, np.cumsum(sizes)[:-1])
+
+
+def seal_dataset(data: Dataset) -> Dataset:
+    """The dataset with its train and test sealed (the ground truth is never handed out)."""
+    return dataclasses.replace(data, train=seal_points(data.train), test=seal_points(data.test))
+
+
+def handout(points: Any) -> Any:
+    """Sealed points as a wrapper gets them: new view objects of the same memory."""
+    if isinstance(points, np.ndarray):
+        return points.view()
+    return [s.view() for s in points]
