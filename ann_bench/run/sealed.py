@@ -24,28 +24,34 @@ import numpy as np
 
 from ..datasets.hdf5 import Dataset
 
+_PIECE_BYTES = 64 << 20
 _SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
 
 
-def seal(array: np.ndarray) -> np.ndarray:
-    """A copy of `array` in sealed read-only memory (MAP_POPULATE: its pages are resident from
-    the start, so they count in the memory measured before fit, not in the index's size)."""
-    array = np.ascontiguousarray(array)
-    if array.nbytes == 0:  # nothing to write into; mmap refuses an empty mapping
-        empty = array.copy()
+def seal(points: Any) -> np.ndarray:
+    """A copy of `points` in sealed read-only memory, its pages resident from the start
+    (MAP_POPULATE) so that they count in the memory measured before fit, not in the index's
+    size. `points` is an array, or anything that slices by rows into arrays (a memory map, an
+    h5py dataset): it is copied a piece at a time."""
+    shape, dtype = tuple(points.shape), np.dtype(points.dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes == 0:  # nothing to write into; mmap refuses an empty mapping
+        empty = np.empty(shape, dtype=dtype)
         empty.flags.writeable = False
         return empty
     fd = os.memfd_create("ann-bench-points", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
-        data = array.reshape(-1).view(np.uint8)
-        written = 0
-        while written < data.nbytes:  # a write may be partial (at most about 2 GiB each)
-            written += os.write(fd, data[written:])
+        rows = max(1, _PIECE_BYTES * shape[0] // nbytes)
+        for lo in range(0, shape[0], rows):
+            piece = np.ascontiguousarray(points[lo:lo + rows], dtype=dtype).reshape(-1).view(np.uint8)
+            written = 0
+            while written < piece.nbytes:  # a write may be partial
+                written += os.write(fd, piece[written:])
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
-        memory = mmap.mmap(fd, data.nbytes, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
+        memory = mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
-    return np.frombuffer(memory, dtype=array.dtype).reshape(array.shape)
+    return np.frombuffer(memory, dtype=dtype).reshape(shape)
 
 
 def seal_points(points: Any) -> Any:
