@@ -133,7 +133,7 @@ def time_single(query: Callable, queries: list, k: int) -> tuple[list, list]:
     clock = time.perf_counter_ns
     array = np.array
     times = [0] * len(queries)
-    answers = [None] * len(queries)
+    answers: list[Any] = [None] * len(queries)
     for i, q in enumerate(queries):
         start = clock()
         answer = query(q, k)

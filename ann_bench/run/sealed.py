@@ -43,9 +43,9 @@ def seal(points: Any) -> np.ndarray:
     try:
         rows = max(1, _PIECE_BYTES * shape[0] // nbytes)
         for lo in range(0, shape[0], rows):
-            piece = np.ascontiguousarray(points[lo:lo + rows], dtype=dtype).reshape(-1).view(np.uint8)
+            piece = np.ascontiguousarray(points[lo:lo + rows], dtype=dtype).reshape(-1).view(np.uint8).data
             written = 0
-            while written < piece.nbytes:  # a write may be partial
+            while written < len(piece):  # a write may be partial
                 written += os.write(fd, piece[written:])
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
         memory = mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
