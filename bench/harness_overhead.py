@@ -2,8 +2,9 @@
 """Harness overhead per timed query in single-query mode, measured with a null algorithm.
 
 A null algorithm returns a ready answer, so whatever time the runner records for it is the
-harness's own cost inside the timer (clock reads, the call). Also prints the whole loop's cost
-per query (outside the timer too), and the same for batch mode.
+harness's own cost inside the timer (clock reads, the call, the copy of the answer into a
+plain array). Also prints the whole loop's cost per query (outside the timer too), and the
+same for batch mode.
 
 Usage: python bench/harness_overhead.py [--queries N] [--repeats R]
 """

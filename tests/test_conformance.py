@@ -11,7 +11,8 @@ exactly as the runner gives them), the entry's most accurate quick point is buil
   base class's batch is its single answers);
 - single and batch agree: the same id sets for exact entries (up to points tied at the k-th
   distance), recall within 0.02 otherwise;
-- fit and queries leave the caller's arrays untouched (every set's array, for sets);
+- fit and queries leave the caller's arrays untouched (every set's array, for sets): they get
+  them read-only, as from the runner, so writing into them is an error;
 - the entry accepts the dataset's point type (float, or bit for hamming and jaccard), so a
   sweep would select it for that dataset;
 - k-nn recall (k=10, ann-benchmarks' distance threshold) is at least 0.9, and 1.0 for
@@ -53,6 +54,7 @@ from ann_bench.run.definitions import (
     load_algorithms,
 )
 from ann_bench.run.runner import instantiate, validate_answers
+from ann_bench.run.sealed import seal_points
 
 K = 10
 QUERIES = 200
@@ -163,10 +165,9 @@ def local_data(request):
 
 
 def copy_points(points):
-    """A deep copy: a 2-D array, or a list of sets (each its own array)."""
-    if isinstance(points, np.ndarray):
-        return points.copy()
-    return [np.array(s, copy=True) for s in points]
+    """A copy as the runner hands points to a wrapper: in sealed read-only memory (a 2-D array,
+    or a list of sets, each its own array), so a wrapper that writes into its input fails here."""
+    return seal_points(points)
 
 
 def same_points(a, b) -> bool:

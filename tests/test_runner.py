@@ -1,13 +1,18 @@
+import re
+import time
+
 import numpy as np
 import pytest
 
+from ann_bench.algorithms.base import BaseANN, rss_kb
 from ann_bench.algorithms.faults.module import Scripted
 from ann_bench.results.files import read_result
 from ann_bench.run.definitions import Definition
 from ann_bench.run.inputs import worker_input
 from ann_bench.run.jobs import write_failure
 from ann_bench.run.messages import receive
-from ann_bench.run.runner import InvalidAnswer, Job, display_name, run_job, validate_answers
+from ann_bench.run.runner import InvalidAnswer, Job, display_name, run_job, time_batch, time_single, validate_answers
+from ann_bench.run.sealed import handout, seal, seal_points
 
 
 def test_valid_answers_are_padded():
@@ -103,3 +108,137 @@ def test_a_failed_rerun_keeps_the_earlier_good_result(tmp_path, xs_angular):
     before = path.stat().st_mtime_ns
     assert write_failure(job, {"mode": "good"}, "broken this time") == path
     assert read_result(path).ok and path.stat().st_mtime_ns == before
+
+
+# -- the clock covers all of a wrapper's work --------------------------------------------------
+
+class Lazy:
+    """An answer that does its work (here: notes the time) when it is made an array."""
+
+    def __init__(self, events: list, ids):
+        self.events, self.ids = events, ids
+
+    def __array__(self, dtype=None, copy=None):
+        self.events.append(time.perf_counter_ns())
+        return np.asarray(self.ids, dtype=dtype)
+
+
+def test_a_lazy_answer_is_made_an_array_inside_the_timer():
+    events: list[int] = []
+
+    def query(q, k):
+        events.append(time.perf_counter_ns())
+        return Lazy(events, [0, 1, 2])
+
+    times, answers = time_single(query, [np.zeros(2)], 3)
+    assert len(events) == 2 and times[0] >= events[1] - events[0]
+    assert type(answers[0]) is np.ndarray and answers[0].tolist() == [0, 1, 2]
+
+
+class LateBatch(BaseANN):
+    """Notes when batch_query and get_batch_results run, and answers lazily."""
+
+    def __init__(self):
+        super().__init__()
+        self.events: list[int] = []
+
+    def batch_query(self, Q, k):
+        self.events.append(time.perf_counter_ns())
+
+    def get_batch_results(self):
+        self.events.append(time.perf_counter_ns())
+        return Lazy(self.events, [[0, 1], [1, 2]])
+
+
+def test_get_batch_results_and_its_conversion_are_timed_with_batch_query():
+    algo = LateBatch()
+    elapsed, answers = time_batch(algo, np.zeros((2, 2)), 2)
+    assert len(algo.events) == 3 and elapsed >= algo.events[2] - algo.events[0]
+    np.testing.assert_array_equal(answers, [[0, 1], [1, 2]])
+
+
+def test_an_answer_is_a_copy_taken_in_the_timer():
+    """A wrapper that returns its own buffer and writes the next answer into it keeps no
+    hold on the answers already given (nor could it fill them in after the timer stops)."""
+    buffer = np.zeros(2, dtype=np.int64)
+
+    def query(q, k):
+        buffer[:] = q
+        return buffer
+
+    _, answers = time_single(query, [np.array([0, 1]), np.array([2, 3])], 2)
+    assert [a.tolist() for a in answers] == [[0, 1], [2, 3]]
+
+
+@pytest.mark.parametrize("answer, message", [
+    ([[0, 1], [2]], "query 0: answer is not an array of ids"),
+    ([object()], "ids of type object"),
+    (None, "answer has shape ()"),
+    (Lazy([], [0.5, 1.5]), "ids of type float64"),
+])
+def test_answers_that_are_no_id_arrays_are_invalid(answer, message):
+    with pytest.raises(InvalidAnswer, match=re.escape(message)):
+        _, answers = time_single(lambda q, k: answer, [np.zeros(2)], 2)
+        validate_answers(answers, 2, 5, 1)
+
+
+@pytest.mark.parametrize("answers, expected", [
+    ([[0, 1], [2]], [[0, 1], [2, -1]]),  # of different lengths: one array each
+    (np.array([[0, 1], [2, 3]], dtype=np.uint64), [[0, 1], [2, 3]]),
+])
+def test_batch_answers_are_arrays(answers, expected):
+    algo = BaseANN()
+    algo._batch_results = answers
+    algo.batch_query = lambda Q, k: None
+    _, arrays = time_batch(algo, np.zeros((2, 2)), 2)
+    np.testing.assert_array_equal(validate_answers(arrays, 2, 5, 2), expected)
+
+
+@pytest.mark.parametrize("answers, message", [(None, "no answers returned"), (5, "expected one list of ids per query")])
+def test_a_batch_without_answers_is_invalid(answers, message):
+    algo = BaseANN()
+    algo._batch_results = answers
+    algo.batch_query = lambda Q, k: None
+    with pytest.raises(InvalidAnswer, match=message):
+        validate_answers(time_batch(algo, np.zeros((2, 2)), 2)[1], 2, 5, 2)
+
+
+# -- the inputs a wrapper gets -----------------------------------------------------------------
+
+@pytest.mark.parametrize("points", [
+    np.arange(12, dtype=np.float32).reshape(4, 3),
+    [np.array([1, 2], dtype=np.int32), np.array([], dtype=np.int32), np.array([5], dtype=np.int32)],
+], ids=["dense", "sets"])
+def test_sealed_points_cannot_be_made_writable(points):
+    sealed = seal_points(points)
+    for given in (sealed, handout(sealed)):
+        arrays = [given] if isinstance(given, np.ndarray) else given
+        for array in arrays:
+            chain = [array]
+            while isinstance(chain[-1].base, np.ndarray):
+                chain.append(chain[-1].base)
+            for view in chain:
+                with pytest.raises(ValueError, match="WRITEABLE"):
+                    view.flags.writeable = True
+            if array.size:
+                with pytest.raises(ValueError, match="read-only"):
+                    array[...] = 0
+    for a, b in zip(sealed, points):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_handout_is_a_view_of_its_own():
+    """Reshaping what a wrapper was given does not reshape the worker's array."""
+    sealed = seal(np.zeros((4, 3), dtype=np.float32))
+    given = handout(sealed)
+    given.shape = (3, 4)
+    assert sealed.shape == (4, 3)
+
+
+def test_sealed_memory_is_resident_before_fit():
+    """Its pages are mapped when sealed, so a wrapper reading them in fit adds nothing to the
+    memory measured around fit (the index size)."""
+    sealed = seal(np.ones(16 << 20, dtype=np.float32))  # 64 MiB
+    before = rss_kb()
+    assert sealed.sum() == 16 << 20
+    assert rss_kb() - before < 16 << 10

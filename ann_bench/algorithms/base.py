@@ -4,6 +4,13 @@ A wrapper states what it supports as class attributes (data, not probing): `metr
 `point_types`, `supports_batch` and `package`, written as literals (or names bound to literals
 in its module), because the host reads them from the source without importing the wrapper
 (ann_bench/algorithms/declared.py); the worker checks that the imported class agrees.
+
+What a wrapper is given (the training points, each query, the batch of queries) is read-only:
+the worker computes distances from the same memory (ann_bench/run/sealed.py), so writing into
+it raises ValueError ("read-only"), and a wrapper that needs to change its input, say to
+normalise it, works on a copy of its own. What `query` and `get_batch_results` return is copied
+into a plain numpy array inside the timer, so work deferred to that conversion (a lazy result)
+is timed; `batch_query` and `get_batch_results` are timed together.
 """
 
 from __future__ import annotations
@@ -66,17 +73,20 @@ class BaseANN:
         return metric
 
     def fit(self, X: np.ndarray) -> None:
+        """Build the index on X (read-only; copy it to change it)."""
         raise NotImplementedError
 
     def set_query_arguments(self, *args: Any, **kwargs: Any) -> None:
         """Called before each query-argument set; wrappers without query arguments ignore it."""
 
     def query(self, q: np.ndarray, k: int):
-        """Return the ids of (at most) k nearest neighbours of q, nearest first."""
+        """Return the ids of (at most) k nearest neighbours of q (read-only), nearest first: an
+        integer numpy array (what numpy makes one of is accepted, and made one inside the timer)."""
         raise NotImplementedError
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:
-        """Answer all queries at once; the answers are fetched with get_batch_results().
+        """Answer all queries at once (Q is read-only); the answers are fetched with
+        get_batch_results(), which the runner times with this call.
 
         The default answers one by one; a wrapper with a native batch search overrides it
         and sets supports_batch = True.
@@ -84,6 +94,7 @@ class BaseANN:
         self._batch_results = [self.query(q, k) for q in Q]
 
     def get_batch_results(self):
+        """The answers of the last batch_query: an (n, k) integer array, or one id array per query."""
         return self._batch_results
 
     def get_memory_usage(self) -> int:

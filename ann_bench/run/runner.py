@@ -5,7 +5,9 @@ train and test only and a private output directory (the job's results_dir). Each
 set becomes one result file there as soon as it is done, followed by a message (messages.py;
 a failed set gets a message with its reason and no file), so a crash or kill later on loses
 only the set that was running. The host checks each file and computes its distances.
-Only the library call is inside the timer.
+Only the library's calls are inside the timer, with the copy of their answers into plain id
+arrays: work a wrapper defers to that conversion is timed too. The wrapper gets train and test
+in memory it cannot write (sealed.py).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from . import environment, messages
 from .definitions import Definition
 from .inputs import load_inputs
 from .jobs import Job, base_attrs, display_name
+from .sealed import handout, seal_dataset
 
 WARMUP_QUERIES = 1000
 
@@ -70,6 +73,8 @@ def validate_answers(answers, k: int, n_train: int, n_queries: int | None = None
     """
     if answers is None:
         raise InvalidAnswer("no answers returned")
+    if isinstance(answers, np.ndarray) and answers.ndim == 0:
+        raise InvalidAnswer(f"answers of type {answers.dtype} returned, expected one list of ids per query")
     if n_queries is not None and len(answers) != n_queries:
         raise InvalidAnswer(f"{len(answers)} answers for {n_queries} queries")
     ids = _id_matrix(answers)
@@ -124,23 +129,49 @@ def _validate_one_by_one(answers, k: int, n_train: int) -> np.ndarray:
 
 
 def time_single(query: Callable, queries: list, k: int) -> tuple[list, list]:
-    """One pass of single queries; the timer brackets the library call and nothing else."""
+    """One pass of single queries. The timer brackets the library call and the copy of its
+    answer into a plain array, nothing else: whatever a wrapper returns is made into ids inside
+    the timer (an object that searches when converted pays for it), and a copy taken there is
+    the answer, whatever the wrapper does to its own array afterwards."""
     clock = time.perf_counter_ns
+    array = np.array
     times = [0] * len(queries)
-    answers = [None] * len(queries)
+    answers: list[Any] = [None] * len(queries)
     for i, q in enumerate(queries):
         start = clock()
         answer = query(q, k)
+        try:
+            ids = array(answer)
+        except (TypeError, ValueError) as e:
+            raise InvalidAnswer(f"query {i}: answer is not an array of ids ({e})") from None
         times[i] = clock() - start
-        answers[i] = answer
+        answers[i] = ids
     return times, answers
 
 
-def time_batch(algo: BaseANN, queries: np.ndarray, k: int) -> tuple[int, list]:
-    start = time.perf_counter_ns()
+def time_batch(algo: BaseANN, queries: Any, k: int) -> tuple[int, Any]:
+    """One batch: batch_query and get_batch_results both inside the timer, and the answers
+    copied into plain arrays there, as single answers are."""
+    clock = time.perf_counter_ns
+    start = clock()
     algo.batch_query(queries, k)
-    elapsed = time.perf_counter_ns() - start
-    return elapsed, algo.get_batch_results()
+    answers = _batch_arrays(algo.get_batch_results())
+    elapsed = clock() - start
+    return elapsed, answers
+
+
+def _batch_arrays(answers: Any) -> Any:
+    """The answers as one (n, m) array, or one array each where their lengths differ."""
+    if answers is None:
+        return None
+    try:
+        return np.array(answers)
+    except (TypeError, ValueError):  # answers of different lengths, or not arrays: one by one
+        pass
+    try:
+        return [np.array(answer) for answer in answers]
+    except (TypeError, ValueError) as e:
+        raise InvalidAnswer(f"the batch's answers are not arrays of ids ({e})") from None
 
 
 def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> dict:
@@ -151,11 +182,11 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
     else:
         algo.set_query_arguments(*query_args)
     k, n, n_train = job.count, len(data.test), len(data.train)
-    warm_queries = data.test[:WARMUP_QUERIES]
+    warm_queries = handout(data.test)[:WARMUP_QUERIES]
     if job.batch:
         library_ns, warm_answers = time_batch(algo, warm_queries, k)
     else:
-        rows = list(data.test)
+        rows = list(handout(data.test))
         warm_times, warm_answers = time_single(algo.query, rows[:WARMUP_QUERIES], k)
         library_ns = sum(warm_times)
     # Every answer is checked, the warm-up's and every pass's, not only the best pass's.
@@ -163,7 +194,7 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
     best_total, best_times, ids, run_totals = None, None, None, []
     for _ in range(job.runs):
         if job.batch:
-            total, run_answers = time_batch(algo, data.test, k)
+            total, run_answers = time_batch(algo, handout(data.test), k)
             per_query = np.full(n, total / n)
         else:
             times, run_answers = time_single(algo.query, rows, k)
@@ -193,14 +224,14 @@ def _build(algo: BaseANN, data: Dataset) -> tuple[float, int]:
     """Fit once; the build time and the memory the index added (kB)."""
     memory_before = algo.get_memory_usage()
     start = time.perf_counter_ns()
-    algo.fit(data.train)
+    algo.fit(handout(data.train))
     build_time = (time.perf_counter_ns() - start) / 1e9
     return build_time, algo.get_memory_usage() - memory_before
 
 
 def run_job(job: Job) -> bool:
     """Run every query-argument set of the job; True when all of them produced a result."""
-    data = load_inputs(job.dataset_path)
+    data = seal_dataset(load_inputs(job.dataset_path))
     algo = None
     try:
         algo = instantiate(job.definition)

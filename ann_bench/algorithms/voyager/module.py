@@ -41,8 +41,9 @@ class Voyager(BaseANN):
         self._index: voyager.Index | None = None
 
     def fit(self, X: np.ndarray) -> None:
-        # voyager copies the vectors into its own storage (normalising them for Cosine).
-        X = np.ascontiguousarray(X, dtype=np.float32)
+        # voyager copies the vectors into its own storage (normalising them for Cosine); its
+        # binding takes writable matrices only, and X is read-only: a copy.
+        X = np.array(X, dtype=np.float32)
         index = voyager.Index(
             SPACES[self.metric], num_dimensions=X.shape[1], M=self.M,
             ef_construction=self.ef_construction, max_elements=len(X),
@@ -64,7 +65,7 @@ class Voyager(BaseANN):
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:
         assert self._index is not None
-        ids, _ = self._index.query(np.ascontiguousarray(Q, dtype=np.float32),
+        ids, _ = self._index.query(np.array(Q, dtype=np.float32),  # a writable copy, as in fit
                                    k=min(k, len(self._index)), num_threads=self.threads,
                                    query_ef=self.ef)
         self._batch_results = list(ids.astype(np.int64))
