@@ -10,7 +10,9 @@ scores the returned ids itself.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -54,15 +56,21 @@ def worker_input(dataset_path: Path | str) -> Path:
     return target
 
 
-def load_inputs(path: Path | str) -> Dataset:
-    """The worker's side: the points of a file written by worker_input."""
+def _whole(points: Any) -> Any:
+    return points[:]  # an h5py dataset read into an array; a list of sets as it is
+
+
+def load_inputs(path: Path | str, hold: Callable[[Any], Any] = _whole) -> Dataset:
+    """The worker's side: the points of a file written by worker_input, each kept as `hold`
+    makes it from the file's dataset (or list of sets): read whole by default; the runner seals
+    them straight from the file, so train never sits in memory twice."""
     path = Path(path)
     with h5py.File(path, "r") as f:
         kind = text(f.attrs.get("type", "dense"))
         if kind == "sparse":
-            train, test = sparse_points(f, "train"), sparse_points(f, "test")
+            train, test = hold(sparse_points(f, "train")), hold(sparse_points(f, "test"))
         else:
-            train, test = f["train"][:], f["test"][:]
+            train, test = hold(f["train"]), hold(f["test"])
         distance = text(f.attrs["distance"])
         point_type = text(f.attrs.get("point_type", "bit" if kind == "sparse" else "float"))
         dimension = int(f.attrs.get("dimension", 0))

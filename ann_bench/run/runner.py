@@ -34,7 +34,7 @@ from . import environment, messages
 from .definitions import Definition
 from .inputs import load_inputs
 from .jobs import Job, base_attrs, display_name
-from .sealed import handout, seal_dataset
+from .sealed import handout, seal_points
 
 WARMUP_QUERIES = 1000
 
@@ -231,7 +231,7 @@ def _build(algo: BaseANN, data: Dataset) -> tuple[float, int]:
 
 def run_job(job: Job) -> bool:
     """Run every query-argument set of the job; True when all of them produced a result."""
-    data = seal_dataset(load_inputs(job.dataset_path))
+    data = load_inputs(job.dataset_path, hold=seal_points)
     algo = None
     try:
         algo = instantiate(job.definition)

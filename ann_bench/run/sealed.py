@@ -14,15 +14,12 @@ array object it was given (`X.shape = ...`) changes its own view, never the work
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import mmap
 import os
 from typing import Any
 
 import numpy as np
-
-from ..datasets.hdf5 import Dataset
 
 _PIECE_BYTES = 64 << 20
 _SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
@@ -31,8 +28,9 @@ _SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_
 def seal(points: Any) -> np.ndarray:
     """A copy of `points` in sealed read-only memory, its pages resident from the start
     (MAP_POPULATE) so that they count in the memory measured before fit, not in the index's
-    size. `points` is an array, or anything that slices by rows into arrays (a memory map, an
-    h5py dataset): it is copied a piece at a time."""
+    size. `points` is an array, or anything that slices by rows into arrays (an h5py dataset is
+    read straight into place): no temporary copy is made, so none is freed to leave the
+    allocator's thresholds raised for the wrapper's own allocations."""
     shape, dtype = tuple(points.shape), np.dtype(points.dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     if nbytes == 0:  # nothing to write into; mmap refuses an empty mapping
@@ -41,34 +39,35 @@ def seal(points: Any) -> np.ndarray:
         return empty
     fd = os.memfd_create("ann-bench-points", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
-        rows = max(1, _PIECE_BYTES * shape[0] // nbytes)
-        for lo in range(0, shape[0], rows):
-            piece = np.ascontiguousarray(points[lo:lo + rows], dtype=dtype).reshape(-1).view(np.uint8).data
-            written = 0
-            while written < len(piece):  # a write may be partial
-                written += os.write(fd, piece[written:])
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+        os.ftruncate(fd, nbytes)
+        with mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE) as writable:
+            _fill(np.frombuffer(writable, dtype=dtype).reshape(shape), points)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)  # only once no writable mapping is left
         memory = mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ)
     finally:
         os.close(fd)
     return np.frombuffer(memory, dtype=dtype).reshape(shape)
 
 
+def _fill(target: np.ndarray, points: Any) -> None:
+    if hasattr(points, "read_direct"):
+        points.read_direct(target)
+        return
+    rows = max(1, _PIECE_BYTES // max(1, target[:1].nbytes))
+    for lo in range(0, len(target), rows):
+        target[lo:lo + rows] = points[lo:lo + rows]
+
+
 def seal_points(points: Any) -> Any:
-    """Dense points (a 2-D array) sealed; sets (a list of item arrays) as views of one sealed
+    """Dense points (a 2-D array or dataset) sealed; sets (a list of item arrays) as views of one sealed
     array of all their items."""
-    if isinstance(points, np.ndarray):
+    if not isinstance(points, list):  # an array, or an h5py dataset sealed as it is read
         return seal(points)
     if not len(points):
         return []
     sizes = np.fromiter((len(s) for s in points), dtype=np.int64, count=len(points))
     items = seal(np.concatenate(points))
     return np.split(items, np.cumsum(sizes)[:-1])
-
-
-def seal_dataset(data: Dataset) -> Dataset:
-    """The dataset with its train and test sealed (the ground truth is never handed out)."""
-    return dataclasses.replace(data, train=seal_points(data.train), test=seal_points(data.test))
 
 
 def handout(points: Any) -> Any:
