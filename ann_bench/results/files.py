@@ -10,6 +10,7 @@ never written again after that (metrics are cached elsewhere).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import write_atomically
 
 FORMAT_VERSION = 1
 STATUS_OK = "ok"
@@ -116,19 +117,21 @@ def attr_value(value: Any) -> Any:
 
 
 def write_result(path: Path | str, result: RunResult) -> Path:
-    """Write atomically: a reader sees either no file or the whole file."""
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format_version"] = FORMAT_VERSION
-            for key, value in result.attrs.items():
-                f.attrs[key] = attr_value(value)
-            for name in ("neighbors", "distances", "times", "run_times"):
-                data = getattr(result, name)
-                if data is not None:
-                    f.create_dataset(name, data=data)
-            for name, data in result.extra.items():
+    """Write atomically: a reader sees either no file or the whole file. The file is made in
+    memory and written with one plain write, so a full disk is one OSError, not HDF5 failing
+    in its destructors (which print tracebacks that no caller can catch)."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.attrs["format_version"] = FORMAT_VERSION
+        for key, value in result.attrs.items():
+            f.attrs[key] = attr_value(value)
+        for name in ("neighbors", "distances", "times", "run_times"):
+            data = getattr(result, name)
+            if data is not None:
                 f.create_dataset(name, data=data)
-    return Path(path)
+        for name, data in result.extra.items():
+            f.create_dataset(name, data=data)
+    return write_atomically(path, buffer.getvalue())
 
 
 def _decode(value: Any) -> Any:

@@ -100,6 +100,8 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
             settled: list[Record] = []
             try:
                 settle(task, job, outcome, distance, settled)
+                if outcome.write_error:
+                    raise outcome.write_error
             finally:
                 with lock:
                     records.extend(settled)

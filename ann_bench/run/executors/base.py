@@ -49,7 +49,9 @@ class Outcome:
     status: ok, failed, crashed, timeout or oom. `environment`: what the executor knows of
     where it ran (e.g. the image id), stored in every accepted result. `accepted`: the result
     files written into results/; `failures`: the reason for each query-argument set (by
-    canonical JSON) that the worker reported failed or whose file the host rejected.
+    canonical JSON) that the worker reported failed or whose file the host rejected;
+    `write_error`: why writing into results/ stopped (a full or read-only disk), after which
+    nothing more was accepted: the sweep stops on it, keeping what was.
     """
 
     status: str
@@ -59,6 +61,7 @@ class Outcome:
     environment: dict = field(default_factory=dict)
     accepted: list[Path] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    write_error: OSError | None = None
 
     @property
     def ok(self) -> bool:
@@ -156,7 +159,10 @@ def collect(job: Job, worker_job: Job, ended: Outcome) -> Outcome:
                 failures[key] = f"result rejected: {e}"
                 log.warning("%s %s: %s", job.definition.algorithm, key, failures[key])
                 continue
-            accepted.append(write_result(job.result_path(query_args), result))
+            try:
+                accepted.append(write_result(job.result_path(query_args), result))
+            except OSError as e:
+                return replace(ended, accepted=accepted, failures=failures, write_error=e)
         elif key in messages and messages[key].status == STATUS_FAILED:
             failures[key] = messages[key].reason or "failed"
     return replace(ended, accepted=accepted, failures=failures)
