@@ -204,6 +204,7 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
         run_totals.append(total / 1e9)
         if best_total is None or total < best_total:
             best_total, best_times, ids = total, per_query / 1e9, run_ids
+    assert best_total is not None and ids is not None, "runs >= 1 (the CLI refuses fewer)"
     return {
         "candidates": float((ids >= 0).sum(axis=1).mean()),
         "neighbors": ids.astype(np.int32),
