@@ -107,6 +107,19 @@ def dataset_attributes(path: Path) -> tuple[str, str, int]:
     return decode(distance), decode(point_type), dimension
 
 
+def dataset_to_plan(args: argparse.Namespace) -> tuple[str, Path, tuple[str, str, int]]:
+    """The dataset's name, path and (distance, point type, dimension). A dry run on a registered
+    set that is not there yet plans from the registry instead of fetching or building it."""
+    spec = datasets.registry.missing(args.dataset, args.data_dir) if args.dry_run else None
+    if spec is not None:
+        path = datasets.dataset_path(spec.name, args.data_dir)
+        print(f"{path} is not there yet: planned with the registry's sizes ({spec.shape_text()}); "
+              f"run without --dry-run to {'build' if spec.builder else 'download'} it")
+        return spec.name, path, (spec.distance, spec.point_type, spec.dimension)
+    name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
+    return name, path, dataset_attributes(path)
+
+
 def make_executor(args: argparse.Namespace) -> Executor:
     if args.local:
         return LocalExecutor(definitions_file=args.definitions)
@@ -124,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(datasets.registry.table(args.data_dir))
         return 0
     entries = load_algorithms(args.definitions)
-    name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
-    distance, point_type, dimension = dataset_attributes(path)
+    name, path, (distance, point_type, dimension) = dataset_to_plan(args)
     definitions = get_definitions(entries, distance, point_type, args.count, dimension, args.algorithm,
                                   quick=args.quick)
     if not definitions:

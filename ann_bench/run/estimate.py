@@ -24,6 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..datasets.registry import DATASETS
 from ..results.files import STATUS_OK, canonical_json, read_result, result_dir
 from .definitions import Definition
 from .jobs import Settings, display_name
@@ -176,7 +177,11 @@ def past_costs(directory: Path, runs: int) -> AlgorithmCosts:
 
 
 def data_size(path: Path) -> tuple[int, int] | None:
-    """Values stored in train and in test (points x dimension; set items for sparse data)."""
+    """Values stored in train and in test (points x dimension; set items for sparse data); for a
+    registered set whose file is not there yet, the registry's sizes."""
+    if not path.exists():
+        spec = DATASETS.get(path.stem)
+        return None if spec is None else spec.values()
     try:
         with h5py.File(path, "r") as f:
             sizes = int(f["train"].size), int(f["test"].size)
