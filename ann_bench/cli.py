@@ -19,6 +19,7 @@ from .run.estimate import dry_run_table
 from .run.executors import Executor, LocalExecutor
 from .run.jobs import Settings
 from .run.plan import make_plan
+from .run.provenance import existing_text
 from .run.summary import summary
 from .run.sweep import run_plan
 from .usage import Formatter
@@ -152,15 +153,17 @@ def run(args: argparse.Namespace) -> int:
                      "harness_digest": environment.harness_digest(), "executor": executor.name},
     )
     plan = make_plan(definitions, settings)
+    existing = existing_text([record.path for record in plan.records], executor.name)
     if args.dry_run:
         print(dry_run_table(plan, settings, executor.name))
+        print(existing)
         return 0
     # Only what will run needs its image; finished definitions need nothing.
     problems = executor.problems([task.definition for task in plan.tasks], build=args.build)
     if problems:
         raise UserError("; ".join(problems))
     print(f"{name}: {len(plan.tasks)} definition(s) to run, {plan.pending_count} result(s) to make, "
-          f"{len(plan.records)} already there", flush=True)
+          f"{existing}", flush=True)
     records = run_plan(plan, executor, settings, distance, progress=not args.no_progress)
     table, failed = summary(records)
     print(table)
