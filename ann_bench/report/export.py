@@ -26,7 +26,14 @@ from ..atomic import write_atomically
 from ..errors import UserError, report
 from ..results.files import canonical_json
 from .cache import metrics_for_results
-from .common import DEFAULT_COUNT, add_common_arguments, dataset_name, no_results_message, positive_int
+from .common import (
+    DEFAULT_COUNT,
+    add_common_arguments,
+    dataset_name,
+    executor_of,
+    no_results_message,
+    positive_int,
+)
 from .metrics import METRICS
 
 COLUMNS = (
@@ -48,8 +55,7 @@ def table_rows(metric_rows: list[dict], dataset: str, count: int) -> list[dict]:
     """Rows of metrics_for_results as rows of the table, sorted."""
     rows = []
     for row in metric_rows:
-        executor = (row.get("environment") or {}).get("executor", "")
-        full = {"dataset": dataset, "k": count, "batch": row["batch_mode"], "executor": executor, **row}
+        full = {"dataset": dataset, "k": count, "batch": row["batch_mode"], "executor": executor_of(row), **row}
         rows.append({column: full.get(column, "") for column in COLUMNS})
     rows.sort(key=lambda r: (r["algorithm"], r["batch"], r["name"], r["path"]))
     return rows
