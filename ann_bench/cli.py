@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
     existing = existing_text([record.path for record in plan.records], executor.name)
     if args.dry_run:
         print(dry_run_table(plan, settings, executor.name))
-        print(existing)
+        if plan.records:
+            print(existing)
         return 0
     # Only what will run needs its image; finished definitions need nothing.
     problems = executor.problems([task.definition for task in plan.tasks], build=args.build)
