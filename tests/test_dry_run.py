@@ -31,7 +31,7 @@ def test_every_registered_set_has_its_sizes():
     for spec in DATASETS.values():
         assert spec.rows and spec.queries and spec.rows > spec.queries, spec.name
         assert spec.values() is None if spec.type == "sparse" else spec.values() == (
-            spec.rows * spec.dimension, spec.queries * spec.dimension)
+            spec.rows * spec.dimension, spec.queries * spec.dimension, spec.rows)
 
 
 def offline_run(*args: str) -> subprocess.CompletedProcess:

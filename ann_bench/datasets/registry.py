@@ -54,12 +54,13 @@ class DatasetSpec:
     rows: int | None = None
     queries: int | None = None
 
-    def values(self) -> tuple[int, int] | None:
-        """Values stored in train and in test (points x dimension), from the registry alone;
-        None for sparse sets (their size is in set items, which it does not record)."""
+    def values(self) -> tuple[int, int, int] | None:
+        """Values stored in train and in test (points x dimension), and train's points, from the
+        registry alone; None for sparse sets (their size is in set items, which it does not
+        record)."""
         if self.rows is None or self.queries is None or self.type == "sparse":
             return None
-        return self.rows * self.dimension, self.queries * self.dimension
+        return self.rows * self.dimension, self.queries * self.dimension, self.rows
 
     def shape_text(self) -> str:
         """e.g. "100,000 points + 10,000 queries x 50"."""
