@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build missing Docker images first (with --local: make missing environments)")
     p.add_argument("--dry-run", action="store_true",
                    help="list each definition with what of it is to run, done and failed before, per-algorithm "
-                        "totals and a time estimate saying what it is based on; run nothing")
+                        "totals and a time estimate saying what it is based on; run nothing (a registered dataset "
+                        "not fetched or built yet is planned from the registry's sizes)")
     p.add_argument("--force", action="store_true", help="run again what is done")
     p.add_argument("--retry-failed", action="store_true", help="run again what failed before")
     p.add_argument("--max-n-algorithms", type=positive_int, default=None, metavar="N",
