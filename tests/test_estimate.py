@@ -41,7 +41,8 @@ def record(results_dir, dataset, algorithm, build_args, query_args, build_time, 
 def test_a_measured_setting_costs_what_it_cost_give_or_take_noise():
     model = CostModel([Observation(flatten({"M": 16}), 10.0)])
     cost, basis = model.predict(flatten({"M": 16}))
-    assert basis == "measured" and cost.low < 10.0 < cost.high < 13.0
+    # Noise, and a busier machine than when it was measured: never more than 1.5x.
+    assert basis == "measured" and 8.0 <= cost.low < 10.0 < cost.high <= 15.0
 
 
 def test_an_unmeasured_costlier_setting_is_read_off_the_fitted_law_not_the_mean_of_cheap_ones():
@@ -57,7 +58,7 @@ def test_an_unmeasured_costlier_setting_is_read_off_the_fitted_law_not_the_mean_
 def test_with_one_measured_setting_the_range_spans_constant_to_linear_effort():
     model = CostModel([Observation(flatten({"n": 100}, {"k": 1000}), 2.0)])
     cost, basis = model.predict(flatten({"n": 100}, {"k": 4000}))
-    assert basis == "nearest setting" and cost.low <= 2.0 and 8.0 <= cost.high < 11.0
+    assert basis == "nearest setting" and cost.low <= 2.0 and 8.0 <= cost.high <= 12.0
 
 
 def test_settings_that_differ_in_a_non_numeric_argument_say_little():
