@@ -21,6 +21,7 @@ from .run.executors import Executor, LocalExecutor
 from .run.jobs import Settings
 from .run.lock import SweepLock
 from .run.plan import make_plan
+from .run.provenance import existing_text
 from .run.summary import summary
 from .run.sweep import run_plan
 from .usage import Formatter
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build missing Docker images first (with --local: make missing environments)")
     p.add_argument("--dry-run", action="store_true",
                    help="list each definition with what of it is to run, done and failed before, per-algorithm "
-                        "totals and a time estimate saying what it is based on; run nothing")
+                        "totals and a time estimate saying what it is based on; run nothing (a registered dataset "
+                        "not fetched or built yet is planned from the registry's sizes)")
     p.add_argument("--force", action="store_true", help="run again what is done")
     p.add_argument("--retry-failed", action="store_true", help="run again what failed before")
     p.add_argument("--max-n-algorithms", type=positive_int, default=None, metavar="N",
@@ -118,6 +120,19 @@ def dataset_attributes(path: Path) -> tuple[str, str, int]:
     return decode(distance), decode(point_type), dimension
 
 
+def dataset_to_plan(args: argparse.Namespace) -> tuple[str, Path, tuple[str, str, int]]:
+    """The dataset's name, path and (distance, point type, dimension). A dry run on a registered
+    set that is not there yet plans from the registry instead of fetching or building it."""
+    spec = datasets.registry.missing(args.dataset, args.data_dir) if args.dry_run else None
+    if spec is not None:
+        path = datasets.dataset_path(spec.name, args.data_dir)
+        print(f"{path} is not there yet: planned with the registry's sizes ({spec.shape_text()}); "
+              f"run without --dry-run to {'build' if spec.builder else 'download'} it")
+        return spec.name, path, (spec.distance, spec.point_type, spec.dimension)
+    name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
+    return name, path, dataset_attributes(path)
+
+
 def make_executor(args: argparse.Namespace) -> Executor:
     if args.local:
         return LocalExecutor(definitions_file=args.definitions, memory_limit_bytes=args.memory,
@@ -136,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
         print(datasets.registry.table(args.data_dir))
         return 0
     entries = load_algorithms(args.definitions)
-    name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
-    distance, point_type, dimension = dataset_attributes(path)
+    name, path, (distance, point_type, dimension) = dataset_to_plan(args)
     definitions = get_definitions(entries, distance, point_type, args.count, dimension, args.algorithm,
                                   quick=args.quick, max_runs=args.max_runs)
     if not definitions:
@@ -152,7 +166,10 @@ def run(args: argparse.Namespace) -> int:
                      "harness_digest": environment.harness_digest(), "executor": executor.name},
     )
     if args.dry_run:
-        print(dry_run_table(make_plan(definitions, settings), settings, executor.name))
+        plan = make_plan(definitions, settings)
+        print(dry_run_table(plan, settings, executor.name))
+        if plan.records:
+            print(existing_text([record.path for record in plan.records], executor.name))
         return 0
     # Planned under the lock: a second run.py on this tree then sees what the first one made.
     with SweepLock(settings.results_dir, wait=args.wait):
@@ -167,7 +184,7 @@ def plan_and_run(definitions: list[Definition], settings: Settings, executor: Ex
     if problems:
         raise UserError("; ".join(problems))
     print(f"{name}: {len(plan.tasks)} definition(s) to run, {plan.pending_count} result(s) to make, "
-          f"{len(plan.records)} already there", flush=True)
+          f"{existing_text([record.path for record in plan.records], executor.name)}", flush=True)
     try:
         records = run_plan(plan, executor, settings, distance, progress=not args.no_progress)
     except ResultsDiskError as error:

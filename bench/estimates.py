@@ -6,10 +6,14 @@
 Cases, each in a fresh results tree:
 - scaled: the grid run on the basis dataset first, then the target's dry run (nothing measured on
   it, so scaled by size) against the target's sweep;
+- again: the same sweep once more with --force, priced from its own results (timing noise only);
 - resume: a third of the target's definitions run first (--max-n-algorithms), then the dry run of
-  the rest against the rest's sweep (the costly settings of a grid priced from the cheap ones done).
+  the rest against the rest's sweep (the costly settings of a grid priced from the cheap ones done);
+  left out where an algorithm has fewer than three definitions (quick grids), since the rest of
+  such a sweep would have nothing of its own measured.
 Prints one row per case: the estimated wall-time range, the actual wall time, and whether it fell
-inside. Runs real sweeps: minutes for quick grids, longer for full ones.
+inside. Runs real sweeps: minutes for quick grids, longer for full ones. Run it with `nice -n 19`
+on a shared machine, and compare like with like: other work on the machine slows the sweeps.
 """
 
 from __future__ import annotations
@@ -71,18 +75,22 @@ def main() -> int:
     p.add_argument("--data-dir", type=Path, default=REPO / "data")
     args = p.parse_args()
     common = ["--runs", args.runs] + (["--local"] if args.local else []) + (["--quick"] if args.quick else [])
-    for algorithm in args.algorithm or ["annoy", "hnswlib", "faiss-ivf"]:
+    algorithms = args.algorithm or ["annoy", "hnswlib", "faiss-ivf"]
+    for algorithm in algorithms:
         common += ["--algorithm", algorithm]
     with tempfile.TemporaryDirectory() as tmp:
         scaled = Path(tmp) / "scaled"
         basis_seconds, _ = run(["--dataset", args.basis] + common, scaled, args.data_dir)
         print(f"basis: {args.basis} swept in {basis_seconds:.1f} s", flush=True)
         case("scaled", ["--dataset", args.dataset] + common, scaled, args.data_dir)
+        case("again", ["--dataset", args.dataset, "--force"] + common, scaled, args.data_dir)
         resume = Path(tmp) / "resume"
         _, dry = run(["--dataset", args.dataset, "--dry-run"] + common, resume, args.data_dir)
-        builds = sum(int(line.split()[1]) for line in dry.splitlines()
-                     if line.split() and line.split()[0] in (args.algorithm or ["annoy", "hnswlib", "faiss-ivf"]))
-        first, _ = run(["--dataset", args.dataset, "--max-n-algorithms", str(max(1, builds // 3))] + common,
+        builds = [int(line.split()[1]) for line in dry.splitlines() if line.split() and line.split()[0] in algorithms]
+        if min(builds) < 3:
+            print("resume: left out, an algorithm has fewer than three definitions", flush=True)
+            return 0
+        first, _ = run(["--dataset", args.dataset, "--max-n-algorithms", str(sum(builds) // 3)] + common,
                        resume, args.data_dir)
         print(f"resume: a third of the definitions first, in {first:.1f} s", flush=True)
         case("resume", ["--dataset", args.dataset] + common, resume, args.data_dir)

@@ -61,7 +61,7 @@ DATASETS = [dataset for metric, dataset in LOCAL_DATASETS.items()
 
 
 @pytest.fixture(scope="session")
-def docker_images():
+def docker_images(tmp_path_factory):
     try:
         images.docker_client()
     except images.DockerUnavailable as e:
@@ -69,7 +69,7 @@ def docker_images():
             pytest.fail(f"CI without a Docker engine: the Docker tests must run ({e})")
         pytest.skip(f"Docker tests skipped: no Docker engine is reachable here ({e})")
     needed = list(dict.fromkeys(ENTRIES[name].image for name in ALGORITHMS))
-    results = images.build_images(needed, proc=2, progress=None)
+    results = images.build_images(needed, proc=2, progress=None, log_dir=tmp_path_factory.mktemp("build-logs"))
     if not all(r.ok for r in results):
         pytest.fail("could not build the images:\n" + images.format_table(results))
     return needed

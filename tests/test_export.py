@@ -17,12 +17,14 @@ from ann_bench.results.files import RunResult, result_path, write_result
 TRUTH = np.array([[1.0, 2.0], [1.0, 2.0]])
 
 
-def write(results_dir, algorithm, query_args, distances, batch=False, status="ok"):
+def write(results_dir, algorithm, query_args, distances, batch=False, status="ok", executor=None):
+    environment = {"library_version": "1.17.3", "cpu_model": "Test CPU @ 3GHz", "python": "3.12"}
+    if executor is not None:
+        environment["executor"] = executor
     attrs = {"name": f"{algorithm}({query_args})", "algo": algorithm, "dataset": "toy", "count": 2,
              "batch_mode": batch, "build_args": {"trees": 10, "metric": "euclidean"}, "query_args": query_args,
              "status": status, "best_search_time": 0.001, "build_time": 3.5, "index_size": 2048.0,
-             "candidates": 2.0, "run_count": 1,
-             "environment": {"library_version": "1.17.3", "cpu_model": "Test CPU @ 3GHz", "python": "3.12"}}
+             "candidates": 2.0, "run_count": 1, "environment": environment}
     result = RunResult(attrs=attrs)
     if status == "ok":
         result.distances = np.asarray(distances, dtype=np.float64)
@@ -34,8 +36,8 @@ def write(results_dir, algorithm, query_args, distances, batch=False, status="ok
 @pytest.fixture
 def results_dir(tmp_path):
     d = tmp_path / "results"
-    write(d, "annoy", [100], [[1.0, 2.0], [1.0, 9.0]])
-    write(d, "annoy", [200], [[1.0, 2.0], [1.0, 2.0]])
+    write(d, "annoy", [100], [[1.0, 2.0], [1.0, 9.0]], executor="docker")
+    write(d, "annoy", [200], [[1.0, 2.0], [1.0, 2.0]], executor="local")
     write(d, "annoy", [300], None, status="failed")
     write(d, "hnswlib", {"ef": 10}, [[1.0, 2.0], [1.0, 2.0]], batch=True)
     return d
@@ -57,6 +59,8 @@ def test_csv_has_one_row_per_result_and_the_expected_columns(results_dir):
     assert float(first["qps"]) == pytest.approx(1000.0)
     assert first["distcomps"] == ""  # nan: the wrapper reported none
     assert first["library_version"] == "1.17.3" and first["cpu_model"] == "Test CPU @ 3GHz"
+    # Where each ran, so a tree with results from Docker and from local processes is told apart.
+    assert [r["executor"] for r in records] == ["docker", "local"]
 
 
 def test_all_modes_and_json(results_dir):
@@ -66,6 +70,7 @@ def test_all_modes_and_json(results_dir):
     assert len(data) == 3 and list(data[0]) == COLUMNS
     assert data[2]["query_args"] == {"ef": 10} and data[2]["batch"] is True
     assert data[0]["distcomps"] is None
+    assert data[2]["executor"] == ""  # a file that does not say where it ran
 
 
 def test_atomic_write_and_bad_suffix(tmp_path, capsys):

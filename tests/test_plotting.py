@@ -75,6 +75,28 @@ def test_one_frontier_per_algorithm(results_dir):
         plt.close(fig)
 
 
+def test_an_algorithm_run_in_docker_and_locally_gets_a_frontier_for_each(results_dir):
+    """Their QPS are not comparable (another interpreter): one line per executor, hollow markers for
+    the local one; an algorithm from one executor keeps its plain name."""
+    import matplotlib.pyplot as plt
+
+    rows = metrics_for_results(results_dir, "toy", K, true_distances=TRUTH)
+    for row in rows:
+        fast = row["algorithm"] == "hnswlib" and row["qps"] > 10000
+        row["environment"] = dict(row["environment"], executor="local" if fast else "docker")
+    fig, ax = plt.subplots()
+    try:
+        lines = draw(ax, rows)
+        assert sorted(lines) == ["annoy", "faiss-ivf", "hnswlib (docker)", "hnswlib (local)"]
+        assert list(lines["hnswlib (local)"].get_xdata()) == [0.5, 0.7]
+        assert list(lines["hnswlib (docker)"].get_xdata()) == [0.9, 1.0]  # (0.6, 8000) is below (0.9, 9000)
+        assert lines["hnswlib (local)"].get_fillstyle() == "none"
+        assert lines["hnswlib (docker)"].get_fillstyle() == lines["annoy"].get_fillstyle() == "full"
+        assert line_style(lines["hnswlib (local)"]) == line_style(lines["hnswlib (docker)"])
+    finally:
+        plt.close(fig)
+
+
 def line_style(line) -> tuple:
     # Line2D.get_linestyle() says "--" for every custom dash; the pattern itself is kept here.
     return line.get_color(), line.get_marker(), line._unscaled_dash_pattern

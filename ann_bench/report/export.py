@@ -1,7 +1,9 @@
 """Every result of a dataset as a table: `python -m ann_bench.report.export --dataset NAME --output F.csv`.
 
 One row per run: dataset, k, algorithm, name, build_args, query_args, batch, every metric
-in METRICS order, library_version, cpu_model and the result file's path.
+in METRICS order, library_version, cpu_model, executor (docker or local: where it ran, so a tree
+with both is told apart; empty for a file from a harness that did not record it) and the result
+file's path.
 
 CSV: arguments are JSON strings; a metric that has no value (nan) is an empty cell, infinity
 is "inf". JSON: a list of row objects, arguments as JSON values, nan and infinity as null
@@ -24,13 +26,20 @@ from ..atomic import write_atomically
 from ..errors import UserError, report
 from ..results.files import canonical_json
 from .cache import metrics_for_results
-from .common import DEFAULT_COUNT, add_common_arguments, dataset_name, no_results_message, positive_int
+from .common import (
+    DEFAULT_COUNT,
+    add_common_arguments,
+    dataset_name,
+    executor_of,
+    no_results_message,
+    positive_int,
+)
 from .metrics import METRICS
 
 COLUMNS = (
     ["dataset", "k", "algorithm", "name", "build_args", "query_args", "batch"]
     + list(METRICS)
-    + ["library_version", "cpu_model", "path"]
+    + ["library_version", "cpu_model", "executor", "path"]
 )
 FORMATS = (".csv", ".json")
 
@@ -46,7 +55,7 @@ def table_rows(metric_rows: list[dict], dataset: str, count: int) -> list[dict]:
     """Rows of metrics_for_results as rows of the table, sorted."""
     rows = []
     for row in metric_rows:
-        full = {"dataset": dataset, "k": count, "batch": row["batch_mode"], **row}
+        full = {"dataset": dataset, "k": count, "batch": row["batch_mode"], "executor": executor_of(row), **row}
         rows.append({column: full.get(column, "") for column in COLUMNS})
     rows.sort(key=lambda r: (r["algorithm"], r["batch"], r["name"], r["path"]))
     return rows

@@ -31,6 +31,7 @@ from .common import (
     DEFAULT_COUNT,
     add_common_arguments,
     dataset_name,
+    executor_of,
     mode_label,
     no_results_message,
     positive_int,
@@ -90,13 +91,31 @@ def _spread(values: list[float], rows: list[dict], metric: str) -> list[list[flo
     return [below, [0.0] * len(values)]
 
 
+def mixed_executors(rows: list[dict]) -> set[str]:
+    """The algorithms with runs from more than one executor (Docker and local processes): their
+    runs are drawn as one frontier per executor, since their QPS are not comparable."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        seen[row["algorithm"]].add(executor_of(row))
+    return {algorithm for algorithm, executors in seen.items() if len(executors) > 1}
+
+
+def series_name(row: dict, mixed: set[str]) -> str:
+    """The legend's name of a run's frontier: its algorithm, and where it ran when that varies."""
+    if row["algorithm"] not in mixed:
+        return row["algorithm"]
+    return f"{row['algorithm']} ({executor_of(row) or 'executor not recorded'})"
+
+
 def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAULT_Y, x_scale: str = "linear",
          y_scale: str = "log", raw: bool = False, errorbars: bool = False, legend_columns: int = 1) -> dict:
     """Draw each algorithm's frontier (with raw, every point too; with errorbars, the spread
-    from the slowest to the fastest pass on a QPS axis); returns {algorithm: its line}."""
+    from the slowest to the fastest pass on a QPS axis); returns {algorithm: its line}, where an
+    algorithm with runs from two executors has a line for each ("hnswlib (docker)")."""
     mx, my = METRICS[x_metric], METRICS[y_metric]
-    by_algorithm: dict[str, list[tuple[float, float, dict]]] = defaultdict(list)
+    by_series: dict[str, list[tuple[float, float, dict]]] = defaultdict(list)
     skipped = 0
+    mixed = mixed_executors(rows)
     x_clamp = logit_clamp([row[x_metric] for row in rows])
     y_clamp = logit_clamp([row[y_metric] for row in rows])
     for row in rows:
@@ -105,7 +124,7 @@ def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAUL
         if x is None or y is None:
             skipped += 1
         else:
-            by_algorithm[row["algorithm"]].append((x, y, row))
+            by_series[series_name(row, mixed)].append((x, y, row))
     if skipped:
         log.warning("%d of %d results have no %s/%s value that a %s/%s plot can show; they are left out",
                     skipped, len(rows), x_metric, y_metric, x_scale, y_scale)
@@ -113,16 +132,18 @@ def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAUL
         log.warning("error bars show the spread of QPS over passes; neither %s nor %s is QPS", x_metric, y_metric)
 
     lines = {}
-    for algorithm in sorted(by_algorithm):
-        points = by_algorithm[algorithm]
-        style = algorithm_style(algorithm)
+    for series in sorted(by_series):
+        points = by_series[series]
+        first = points[0][2]
+        style = algorithm_style(first["algorithm"])
         frontier = [points[i] for i in pareto_frontier([p[:2] for p in points], mx.better, my.better)]
         if raw:
             ax.scatter([p[0] for p in points], [p[1] for p in points], color=style.colour, marker=style.marker,
                        s=18, alpha=0.35, linewidths=0)
-        (lines[algorithm],) = ax.plot([p[0] for p in frontier], [p[1] for p in frontier], color=style.colour,
-                                      marker=style.marker, linestyle=style.dash,
-                                      label=algorithm)
+        # An algorithm's runs in local processes, where it has some in Docker too: hollow markers.
+        fill = "none" if first["algorithm"] in mixed and executor_of(first) == "local" else "full"
+        (lines[series],) = ax.plot([p[0] for p in frontier], [p[1] for p in frontier], color=style.colour,
+                                   marker=style.marker, linestyle=style.dash, fillstyle=fill, label=series)
         if errorbars:
             shown = points if raw else frontier
             shown_rows = [p[2] for p in shown]

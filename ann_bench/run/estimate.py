@@ -24,13 +24,18 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..datasets.registry import DATASETS
 from ..results.files import STATUS_OK, canonical_json, read_result, result_dir
 from .definitions import Definition
 from .jobs import Settings, display_name
 from .plan import Plan, Planned
+from .runner import WARMUP_QUERIES
 
-# Around a measured cost: timing noise between runs of the same setting.
-NOISE = (0.8, 1.25)
+# Around a measured cost: timing noise between runs of the same setting, and a machine busier or
+# quieter than when it was measured. bench/estimates.py's "again" case here, on a 2-core machine
+# shared with other work: a quick sweep of annoy, hnswlib and faiss IVF on glove-6b-50-angular-100k
+# took 290 s, then 397 s (1.37x) once the load average rose from 3 to 11.
+NOISE = (0.8, 1.5)
 # Around a cost read off a fitted power law or scaled from another dataset.
 FIT_SPREAD = 2.0
 SCALED_SPREAD = 3.0
@@ -169,20 +174,45 @@ def past_costs(directory: Path, runs: int) -> AlgorithmCosts:
             continue
         build_args, query_args = result.build_args, result.query_args
         builds.setdefault(canonical_json(build_args), Observation(flatten(build_args), float(attrs["build_time"])))
-        # Seconds scale with the number of timed passes; the warm-up counts as one more.
-        query_seconds = float(attrs["library_seconds"]) * (runs + 1) / (int(attrs.get("run_count", runs)) + 1)
+        # Seconds scale with the passes: the timed ones and the warm-up, a pass over at most
+        # WARMUP_QUERIES of the queries (a tenth of a pass on a set of 10,000).
+        warm_up, measured_runs = _warm_up_share(path), int(attrs.get("run_count", runs))
+        query_seconds = float(attrs["library_seconds"]) * (runs + warm_up) / (measured_runs + warm_up)
         queries.observations.append(Observation(flatten(build_args, query_args), query_seconds))
     return AlgorithmCosts(CostModel(list(builds.values())), queries)
 
 
-def data_size(path: Path) -> tuple[int, int] | None:
-    """Values stored in train and in test (points x dimension; set items for sparse data)."""
+def _warm_up_share(path: Path) -> float:
+    """The warm-up's share of a pass in one result: its queries over all of them."""
+    with h5py.File(path, "r") as f:
+        n = len(f["times"]) if "times" in f else WARMUP_QUERIES
+    return min(WARMUP_QUERIES, n) / max(n, 1)
+
+
+@dataclass(frozen=True)
+class DataSize:
+    """What a dataset holds: values in train and in test (points x dimension; set items for
+    sparse data), and train's points."""
+
+    train_values: int
+    test_values: int
+    train_points: int
+
+
+def data_size(path: Path) -> DataSize | None:
+    """The size of a dataset file; for a registered set whose file is not there yet, the
+    registry's sizes."""
+    if not path.exists():
+        spec = DATASETS.get(path.stem)
+        sizes = None if spec is None else spec.values()
+        return None if sizes is None else DataSize(*sizes)
     try:
         with h5py.File(path, "r") as f:
-            sizes = int(f["train"].size), int(f["test"].size)
+            points = f["size_train"] if "size_train" in f else f["train"]
+            size = DataSize(int(f["train"].size), int(f["test"].size), int(points.shape[0]))
     except (OSError, KeyError):
         return None
-    return sizes if min(sizes) > 0 else None
+    return size if min(size.train_values, size.test_values, size.train_points) > 0 else None
 
 
 @dataclass
@@ -213,18 +243,20 @@ def basis_for(settings: Settings, algorithm: str) -> Basis | None:
         size = data_size(settings.dataset_path.with_name(f"{dataset}.hdf5")) if costs.builds.observations else None
         if size is not None:
             # The nearest dataset in size needs the least scaling; the same k is better still.
-            closeness = (abs(math.log(target[0] / size[0])), int(k) != settings.count)
+            closeness = (abs(math.log(target.train_values / size.train_values)), int(k) != settings.count)
             candidates.append((closeness, dataset, int(k), costs, size))
     if not candidates:
         return None
-    _, dataset, count, costs, (train, test) = min(candidates, key=lambda c: c[0])
-    train_ratio, test_ratio = target[0] / train, target[1] / test
+    _, dataset, count, costs, size = min(candidates, key=lambda c: c[0])
+    train_ratio, test_ratio = target.train_values / size.train_values, target.test_values / size.test_values
+    points_ratio = target.train_points / size.train_points
     source = f"scaled from {dataset}" + (f" k={count}" if count != settings.count else "")
     # A build grows at least with the data and at most a little faster (n log n, n^1.3); a query
-    # set with the queries, times at most the growth of what each query searches (linear for
-    # exhaustive search), and differences in the data's difficulty on top of both.
+    # set with the queries' values (their number and dimension), times at most the growth in the
+    # points each query searches (linear for exhaustive search; the dimension is counted once),
+    # and differences in the data's difficulty on top of both.
     build = Range(train_ratio, train_ratio ** 1.3 if train_ratio > 1 else train_ratio ** 0.7)
-    query = Range(test_ratio * min(1.0, train_ratio), test_ratio * max(1.0, train_ratio))
+    query = Range(test_ratio * min(1.0, points_ratio), test_ratio * max(1.0, points_ratio))
     return Basis(costs, source, build.widened(1 / SCALED_SPREAD, SCALED_SPREAD),
                  query.widened(1 / SCALED_SPREAD, SCALED_SPREAD))
 
@@ -271,10 +303,12 @@ def estimate_definitions(planned: Iterable[tuple[Definition, Sequence[Any]]], se
 
 def wall_time(estimates: Sequence[Estimate], parallelism: int) -> Range:
     """The sweep's wall time: the work shared between the definitions run at once, and never less
-    than the longest single definition."""
+    than the longest single definition; at most the share plus (1 - 1/p) of the longest, the
+    bound of any schedule that keeps every worker busy while work is left (Graham's)."""
     work = sum((e.work for e in estimates), ZERO)
+    longest = max([0.0] + [e.longest_definition.high for e in estimates])
     low = max([work.low / parallelism] + [e.longest_definition.low for e in estimates])
-    high = work.high / parallelism + max([0.0] + [e.longest_definition.high for e in estimates])
+    high = work.high / parallelism + (1 - 1 / parallelism) * longest
     return Range(low, high)
 
 
