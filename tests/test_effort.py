@@ -5,7 +5,10 @@ import pytest
 
 from ann_bench.run.definitions import get_definitions, load_algorithms
 from ann_bench.run.effort import costlier, in_effort_order
-from tests.test_definitions import assert_config_error, libraries, write  # noqa: F401 (fixture)
+from tests import test_definitions
+from tests.test_definitions import assert_config_error, write
+
+libraries = test_definitions.libraries  # the fixture, shared
 
 
 def entry_with_effort(tmp_path, effort: str, query_args: str, quick: str = ""):

@@ -27,6 +27,7 @@ from typing import Iterator
 from ...results.acceptance import Reference, Rejected, accept
 from ...results.files import canonical_json, write_result
 from ..definitions import Definition
+from ..grading import Grader
 from ..inputs import worker_input
 from ..jobs import Job, base_attrs, display_name
 from ..messages import STATUS_FAILED, receive
@@ -49,7 +50,8 @@ class Outcome:
     status: ok, failed, crashed, timeout or oom. `environment`: what the executor knows of
     where it ran (e.g. the image id), stored in every accepted result. `accepted`: the result
     files written into results/; `failures`: the reason for each query-argument set (by
-    canonical JSON) that the worker reported failed or whose file the host rejected.
+    canonical JSON) that the worker reported failed or whose file the host rejected;
+    `skipped`: the reason for each set the host's grader told the worker to skip.
     """
 
     status: str
@@ -59,6 +61,7 @@ class Outcome:
     environment: dict = field(default_factory=dict)
     accepted: list[Path] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -113,16 +116,19 @@ class Executor(ABC):
     def stop_all(self) -> None:
         """Kill every worker still running (the sweep was interrupted); results written stay."""
 
-    def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None) -> Outcome:
+    def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
+            grade: bool = True) -> Outcome:
         """Run the job's worker to its end with its inputs and a private output directory,
-        then accept what it wrote. Must not raise for worker faults."""
+        then accept what it wrote. With `grade` (not --exhaustive), the host grades the sets of
+        an effort-ordered definition as they finish and has the worker skip those a saturated
+        set makes pointless (grading.py). Must not raise for worker faults."""
         if not Path(job.dataset_path).is_file():
             return Outcome("failed", f"dataset file {job.dataset_path} not found", None, log_path)
         with private_directory() as output:
             worker_job = replace(job, dataset_path=str(worker_input(job.dataset_path)), results_dir=str(output))
-            with CappedLog(log_path) as log:
+            with CappedLog(log_path) as log, Grader(job, output, enabled=grade) as grader:
                 ended = self.execute(worker_job, cpus, log, timeout, Path(job.results_dir))
-            return collect(job, worker_job, replace(ended, log_path=Path(log_path)))
+            return collect(job, worker_job, replace(ended, log_path=Path(log_path), skipped=grader.skipped))
 
     @abstractmethod
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
