@@ -6,9 +6,12 @@ skipped by writing the skip file itself, and an entry without effort runs every 
 
 import json
 
+from markupsafe import escape
+
 from ann_bench import cli
 from ann_bench.report.cache import results_table
 from ann_bench.report.export import export_rows
+from ann_bench.report.website import cli as website
 from ann_bench.results.files import iter_result_paths, read_result
 from ann_bench.run.grading import skip_reason
 from tests import test_hostile
@@ -90,6 +93,12 @@ def test_sets_past_recall_1_are_skipped_kept_skipped_on_resume_and_run_with_exha
     exported = export_rows(tmp_path / "results", DATASET, 10, data_dir=data_dir)
     assert [r["status"] for r in exported].count("skipped") == len(EFFORTS) - ran
     assert all(r["reason"] == skip_reason({"effort": 1}) for r in exported if r["status"] == "skipped")
+    assert website.main(["--results", str(tmp_path / "results"), "--data-dir", str(data_dir),
+                         "--output", str(tmp_path / "site")]) == 0
+    [page] = (tmp_path / "site" / "datasets").glob("*.html")
+    text = page.read_text()
+    assert f"{len(EFFORTS) - ran} skipped past recall 1.0" in text and "Skipped at recall 1.0" in text
+    assert str(escape(skip_reason({"effort": 1}))) in text  # as the page escapes it
 
     before = mtimes(tmp_path)
     assert sweep(tmp_path, data_dir, "exact-effort", "--local", "--retry-failed") == 0
