@@ -122,5 +122,5 @@ class Grader:
             log.warning("could not tell the worker to skip sets: %s", e)
             return
         self.skipped = listed
-        log.info("%s: %s; skipping %d costlier set(s)", self.job.definition.algorithm, skip_reason(reached),
+        log.debug("%s: %s; skipping %d costlier set(s)", self.job.definition.algorithm, skip_reason(reached),
                  len(pending))

@@ -41,7 +41,9 @@ def settle(task: Task, job: Job, outcome: Outcome, distance: str, records: list[
             records.append(Record(task.definition.algorithm, query_args, path, "ran"))
             continue
         key = canonical_json(query_args)
-        if key in outcome.skipped:  # the host's grader chose it; nothing else missing is a skip
+        # Skipped only where the host's grader chose it and it did not run and fail: nothing else
+        # missing is a skip.
+        if key in outcome.skipped and key not in outcome.failures:
             write_skipped(job, query_args, outcome.skipped[key], distance)
             records.append(Record(task.definition.algorithm, query_args, path, SKIPPED_EFFORT, outcome.skipped[key]))
             continue
