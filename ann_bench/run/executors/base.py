@@ -4,7 +4,8 @@ An executor makes sure its environment exists (`problems`), then runs a job (`ru
 an `Outcome`. `run` is the same everywhere: the worker (`python -m ann_bench.run.runner --job
 JSON`) gets the dataset's train and test only (inputs.py) and a fresh private output
 directory; an implementation's `execute` starts it somewhere (a local process, a Docker
-container, later a cluster node) and says how it ended. Then the host checks each result file
+container, later a cluster node) and says how it ended, while the host's grader tells it which
+sets past recall 1.0 to skip (grading.py). Then the host checks each result file
 the worker left there (results/acceptance.py), recomputes its distances from its own copy of
 the dataset, and only then writes it into results/. The sweep turns whatever was not accepted
 into failed results, with the worker's reason where it sent one (messages.py).
