@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "not fetched or built yet is planned from the registry's sizes)")
     p.add_argument("--force", action="store_true", help="run again what is done")
     p.add_argument("--retry-failed", action="store_true", help="run again what failed before")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="run every query-argument set, also those of an entry with an effort argument that "
+                        "come after a set at recall 1.0 (skipped by default, and recorded as skipped)")
     p.add_argument("--max-n-algorithms", type=positive_int, default=None, metavar="N",
                    help="run at most N definitions (a random subset of what is left)")
     p.add_argument("--max-runs", type=positive_int, default=MAX_RUNS, metavar="N",
@@ -161,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(
         dataset=name, dataset_path=path.resolve(), results_dir=args.results.resolve(), count=args.count,
         batch=args.batch, runs=args.runs, timeout=args.timeout, parallelism=args.parallelism,
-        force=args.force, retry_failed=args.retry_failed, max_definitions=args.max_n_algorithms,
+        force=args.force, retry_failed=args.retry_failed, exhaustive=args.exhaustive,
+        max_definitions=args.max_n_algorithms,
         environment={"harness_revision": environment.harness_revision(),
                      "harness_digest": environment.harness_digest(), "executor": executor.name},
     )

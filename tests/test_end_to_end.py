@@ -31,10 +31,11 @@ def test_run_plot_and_export_in_local_mode(tmp_path, data_dir, xs_angular):
     rows = list(csv.DictReader(table.open()))
     recall = {}
     for row in rows:
-        recall[row["algorithm"]] = max(recall.get(row["algorithm"], 0.0), float(row["k-nn"]))
+        if row["status"] == "ok":  # a set skipped past recall 1.0 has no metrics
+            recall[row["algorithm"]] = max(recall.get(row["algorithm"], 0.0), float(row["k-nn"]))
     assert recall["bruteforce"] == 1.0
     assert recall["hnswlib"] >= 0.9
-    assert len(rows) == 1 + 3  # bruteforce, and hnswlib's three quick query settings
+    assert len(rows) == 1 + 3  # bruteforce, and hnswlib's three quick query settings (run or skipped)
 
     site = command("-m", "ann_bench.website", "--data-dir", str(data_dir), cwd=tmp_path)
     assert site.returncode == 0, site.stderr

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..atomic import write_atomically
 from ..errors import UnknownNameError, UserError
-from ..results.files import STATUS_OK, RunResult, iter_result_paths, read_result
+from ..results.files import STATUS_OK, STATUS_SKIPPED, RunResult, iter_result_paths, read_result
 from .metrics import METRICS, METRICS_VERSION, NAN, compute_metrics
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 ROW_FIELDS = ("algorithm", "name", "build_args", "query_args", "batch_mode", "library_version", "cpu_model",
               "environment")
 # Bump when what an entry holds changes (METRICS_VERSION covers the metrics' definitions).
-ENTRY_FORMAT = 2
+ENTRY_FORMAT = 3
 # What reading or measuring one damaged or foreign result file can raise; the file is then
 # listed as unreadable, never dropped silently nor fatal to the rest.
 _UNREADABLE = (OSError, KeyError, ValueError, TypeError, UserError)
@@ -128,17 +128,23 @@ class ResultsTable:
 
     rows: ok runs, each who made it (ROW_FIELDS), its path, mtime_ns and every metric.
     failures: failed runs, each who made it (ROW_FIELDS), its path, mtime_ns, status and error.
+    skipped: sets not run because a cheaper one reached recall 1.0 (run/grading.py), each who
+    it is (ROW_FIELDS), its path, mtime_ns and reason: neither failures nor points.
     unreadable: files that could not be read or measured, each its path and error.
     """
 
     rows: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
     unreadable: list[dict] = field(default_factory=list)
 
 
 def _measure(path: Path, count: int, truth: Callable[[], np.ndarray]) -> dict:
     stamp = _stamp(path)
     result = read_result(path)
+    if result.status == STATUS_SKIPPED:
+        return {"stamp": stamp, "status": STATUS_SKIPPED, "row": _describe(result),
+                "reason": str(result.attrs.get("reason", ""))}
     if not result.ok:
         return {"stamp": stamp, "status": result.status, "row": _describe(result),
                 "error": str(result.attrs.get("error", ""))}
@@ -208,6 +214,8 @@ def results_table(results_dir: Path | str, dataset_name: str, count: int, batch:
         if entry["status"] == STATUS_OK:
             metrics = entry["metrics"]
             table.rows.append({**row, **{name: metrics.get(name, NAN) for name in METRICS}})
+        elif entry["status"] == STATUS_SKIPPED:
+            table.skipped.append({**row, "reason": entry["reason"]})
         else:
             table.failures.append({**row, "status": entry["status"], "error": entry["error"]})
     # Keep entries of the other mode when only one mode was listed; drop vanished files.

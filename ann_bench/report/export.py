@@ -2,8 +2,10 @@
 
 One row per run: dataset, k, algorithm, name, build_args, query_args, batch, every metric
 in METRICS order, library_version, cpu_model, executor (docker or local: where it ran, so a tree
-with both is told apart; empty for a file from a harness that did not record it) and the result
-file's path.
+with both is told apart; empty for a file from a harness that did not record it), the result
+file's path, its status and reason. A set skipped because a cheaper one of its build reached
+recall 1.0 (run/grading.py) is a row with status "skipped", its reason, and no metrics; failures
+are not exported (the site lists them).
 
 CSV: arguments are JSON strings; a metric that has no value (nan) is an empty cell, infinity
 is "inf". JSON: a list of row objects, arguments as JSON values, nan and infinity as null
@@ -24,8 +26,8 @@ from typing import Any, Sequence
 from .. import log as logsetup
 from ..atomic import write_atomically
 from ..errors import UserError, report
-from ..results.files import canonical_json
-from .cache import metrics_for_results
+from ..results.files import STATUS_OK, STATUS_SKIPPED, canonical_json
+from .cache import results_table
 from .common import (
     DEFAULT_COUNT,
     add_common_arguments,
@@ -34,12 +36,12 @@ from .common import (
     no_results_message,
     positive_int,
 )
-from .metrics import METRICS
+from .metrics import METRICS, NAN
 
 COLUMNS = (
     ["dataset", "k", "algorithm", "name", "build_args", "query_args", "batch"]
     + list(METRICS)
-    + ["library_version", "cpu_model", "executor", "path"]
+    + ["library_version", "cpu_model", "executor", "path", "status", "reason"]
 )
 FORMATS = (".csv", ".json")
 
@@ -47,14 +49,16 @@ FORMATS = (".csv", ".json")
 def export_rows(results_dir: Path | str, dataset: str, count: int, batch: bool | None = False,
                 data_dir: Path | str = "data", true_distances=None) -> list[dict]:
     """The rows of the table, values as Python objects, keys in COLUMNS order."""
-    return table_rows(metrics_for_results(results_dir, dataset, count, batch=batch, data_dir=data_dir,
-                                          true_distances=true_distances), dataset, count)
+    table = results_table(results_dir, dataset, count, batch=batch, data_dir=data_dir, true_distances=true_distances)
+    return table_rows(table.rows, dataset, count, table.skipped)
 
 
-def table_rows(metric_rows: list[dict], dataset: str, count: int) -> list[dict]:
-    """Rows of metrics_for_results as rows of the table, sorted."""
+def table_rows(metric_rows: list[dict], dataset: str, count: int, skipped: Sequence[dict] = ()) -> list[dict]:
+    """Rows of results_table's rows (ok) and skipped as rows of the table, sorted."""
     rows = []
-    for row in metric_rows:
+    unmeasured = {name: NAN for name in METRICS}
+    for row in [{"status": STATUS_OK, **r} for r in metric_rows] + [{"status": STATUS_SKIPPED, **unmeasured, **r}
+                                                                     for r in skipped]:
         full = {"dataset": dataset, "k": count, "batch": row["batch_mode"], "executor": executor_of(row), **row}
         rows.append({column: full.get(column, "") for column in COLUMNS})
     rows.sort(key=lambda r: (r["algorithm"], r["batch"], r["name"], r["path"]))

@@ -12,6 +12,8 @@ Format (grids are data):
         exact: false                   # exact algorithms must reach recall 1.0
         disabled: false                # run only when named (--algorithm)
         base_args: ["@metric"]         # passed first to every constructor
+        effort: ef                     # more is slower and no less accurate: sets run cheapest
+                                       #   first, and those past recall 1.0 are skipped (run/effort.py)
         run_groups:
           M-4-96:
             args: {M: [4, 8, 16], efConstruction: 500}   # mapping: keyword arguments
@@ -48,6 +50,7 @@ from ..algorithms.folders import NAME as LIBRARY_NAME
 from ..algorithms.folders import LibraryFolder, library_names
 from ..errors import ConfigError, UnknownNameError, UserError
 from ..paths import ALGORITHMS_DIR, DEFAULT_DEFINITIONS
+from .effort import check_effort, in_effort_order
 
 DEFAULT_FILE = DEFAULT_DEFINITIONS
 METRICS = ("euclidean", "angular", "dot", "hamming", "jaccard")
@@ -76,6 +79,7 @@ _ENTRY_KEYS: dict[str, tuple[bool, tuple[type, ...], str]] = {
     "docker": (False, (str,), f"the image's template, one of {', '.join(DOCKER_TEMPLATES)}"),
     "apt": (False, (list,), "a list of Debian packages the compile template installs too"),
     "local": (False, (str,), "'own' (its own environment for --local) or 'shared'"),
+    "effort": (False, (str,), "the query argument that buys accuracy with time (e.g. ef)"),
 }
 # Keys of the old format, and where what they said lives now.
 _RETIRED_KEYS = {
@@ -110,6 +114,7 @@ class Definition:
     query_args: tuple = ((),)
     exact: bool = False
     disabled: bool = False
+    effort: str | None = None  # the query argument whose sets run cheapest first (run/effort.py)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -154,6 +159,7 @@ class AlgorithmEntry:
     docker: str = "wheel"
     apt: tuple[str, ...] = ()
     local: str = "shared"
+    effort: str | None = None
 
     @property
     def library(self) -> str:
@@ -331,6 +337,11 @@ def _parse_entry(path: Path, name: str, raw: Any, root: Path) -> AlgorithmEntry:
         _check_group(f"{where}: run group '{group_name}'", group)
     if "quick" in raw:
         _check_group(f"{where}: key 'quick'", raw["quick"])
+    if "effort" in raw:
+        groups = [*raw["run_groups"].values(), *([raw["quick"]] if "quick" in raw else [])]
+        problem = check_effort(where, raw["effort"], [g.get("query_args") for g in groups])
+        if problem:
+            raise ConfigError(problem)
     return AlgorithmEntry(
         name=name,
         folder=folder,
@@ -345,6 +356,7 @@ def _parse_entry(path: Path, name: str, raw: Any, root: Path) -> AlgorithmEntry:
         docker=raw.get("docker", "wheel"),
         apt=tuple(raw.get("apt", [])),
         local=raw.get("local", "shared"),
+        effort=raw.get("effort"),
     )
 
 
@@ -511,7 +523,7 @@ def definitions_for_entry(entry: AlgorithmEntry, metric: str, count: int, dimens
     groups = _groups(entry, quick)
     definitions = []
     for group_name, group in groups.items():
-        query_args = tuple(expand_grid(_substitute(group.get("query_args"), subs)))
+        query_args = in_effort_order(tuple(expand_grid(_substitute(group.get("query_args"), subs))), entry.effort)
         for args in expand_grid(_substitute(group.get("args"), subs)):
             definitions.append(
                 Definition(
@@ -525,6 +537,7 @@ def definitions_for_entry(entry: AlgorithmEntry, metric: str, count: int, dimens
                     query_args=query_args,
                     exact=entry.exact,
                     disabled=entry.disabled,
+                    effort=entry.effort,
                 )
             )
     return definitions

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..results.files import STATUS_FAILED, STATUS_OK, RunResult, result_path, status_of, write_result
+from ..results.files import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, RunResult, result_path, status_of, write_result
 from .definitions import Definition
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Settings:
     parallelism: int = 1
     force: bool = False
     retry_failed: bool = False
+    exhaustive: bool = False  # every set of an effort-ordered definition, none skipped (grading.py)
     max_definitions: int | None = None
     environment: dict = field(default_factory=dict)
 
@@ -117,12 +118,24 @@ def base_attrs(job: Job, algo_name: str, query_args: Any) -> dict:
 def write_failure(job: Job, query_args: Any, error: str, distance: str = "") -> Path:
     """Record a failure, except over a good result from an earlier run (a --force re-run that
     failed): that result stays, and the failure is told in the log and the summary."""
+    return _write_unmeasured(job, query_args, distance, status=STATUS_FAILED, error=error)
+
+
+def write_skipped(job: Job, query_args: Any, reason: str, distance: str = "") -> Path:
+    """Record a set the host's grader had skipped (run/grading.py), with why; a good result
+    from an earlier run stays."""
+    return _write_unmeasured(job, query_args, distance, status=STATUS_SKIPPED, reason=reason)
+
+
+def _write_unmeasured(job: Job, query_args: Any, distance: str, **why: str) -> Path:
+    """A result file without measurements (its status and why), never over a good result."""
     path = job.result_path(query_args)
     if status_of(path) == STATUS_OK:
-        log.warning("%s failed (%s); kept the earlier result %s", json.dumps(query_args), error, path)
+        log.warning("%s %s (%s); kept the earlier result %s", json.dumps(query_args), why["status"],
+                    why.get("error") or why.get("reason"), path)
         return path
     attrs = base_attrs(job, display_name(job.definition, query_args), query_args)
-    attrs.update(status=STATUS_FAILED, error=error, distance=distance)
+    attrs.update(distance=distance, **why)
     return write_result(path, RunResult(attrs=attrs))
 
 

@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..results.files import STATUS_FAILED, STATUS_OK, params_name, result_dir, result_path, status_of
+from ..results.files import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, params_name, result_dir, result_path, status_of
 from .definitions import Definition
 from .disk import check_directory_name
 from .jobs import Settings, Task
+
+# A set not run because a cheaper set of its build reached recall 1.0 (this sweep's grader or an
+# earlier one's): its file says so, and only --exhaustive runs it.
+SKIPPED_EFFORT = "skipped-effort"
 
 
 @dataclass
@@ -26,19 +30,21 @@ class Record:
     algorithm: str
     query_args: Any
     path: Path
-    status: str  # ran, failed, skipped (done before), skipped-failed (failed before)
+    status: str  # ran, failed, skipped (done before), skipped-failed (failed before), SKIPPED_EFFORT
     reason: str = ""
     log_path: Path | None = None
 
 
 @dataclass
 class Planned:
-    """What a command would do with one definition: results to make, done, failed before."""
+    """What a command would do with one definition: results to make, done, failed before,
+    skipped before (at recall 1.0)."""
 
     definition: Definition
     to_run: int
     done: int
     failed: int
+    skipped: int = 0
 
 
 @dataclass
@@ -62,7 +68,7 @@ def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
             check_directory_name(directory, {settings.dataset: "the dataset name",
                                              directory.name: f"the algorithm name{' (with -batch)' * settings.batch}"})
             checked.add(directory)
-        pending, paths, done, failed = [], [], 0, 0
+        pending, paths, done, failed, skipped_effort = [], [], 0, 0, 0
         for query_args in d.query_args:
             path = result_path(settings.results_dir, settings.dataset, settings.count, d.algorithm,
                                settings.batch, d.args, query_args)
@@ -76,6 +82,9 @@ def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
             elif status == STATUS_FAILED and not settings.retry_failed:
                 skipped.append(Record(d.algorithm, query_args, path, "skipped-failed"))
                 failed += 1
+            elif status == STATUS_SKIPPED and not settings.exhaustive:
+                skipped.append(Record(d.algorithm, query_args, path, SKIPPED_EFFORT))
+                skipped_effort += 1
             else:
                 pending.append(query_args)
                 paths.append(path)
@@ -84,14 +93,14 @@ def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
             log = directory / "logs" / (params_name(d.args, None) + ".log")
             task = Task(d, pending, paths, log)
             tasks.append(task)
-        counted.append((d, task, done, failed))
+        counted.append((d, task, done, failed, skipped_effort))
     if settings.max_definitions is not None and len(tasks) > settings.max_definitions:
         # A random subset, as ann-benchmarks does, so repeated capped runs cover everything.
         tasks = random.sample(tasks, settings.max_definitions)
     chosen = {id(t) for t in tasks}
-    overview = [Planned(d, len(t.pending) if t is not None and id(t) in chosen else 0, done, failed)
-                for d, t, done, failed in counted]
-    return Plan(tasks, skipped, [p for p in overview if p.to_run or p.done or p.failed])
+    overview = [Planned(d, len(t.pending) if t is not None and id(t) in chosen else 0, done, failed, skipped_effort)
+                for d, t, done, failed, skipped_effort in counted]
+    return Plan(tasks, skipped, [p for p in overview if p.to_run or p.done or p.failed or p.skipped])
 
 
 def cpu_slots(parallelism: int, batch: bool) -> list[list[int]]:

@@ -4,7 +4,9 @@ Runs wherever an executor starts it: `python -m ann_bench.run.runner --job JSON`
 train and test only and a private output directory (the job's results_dir). Each query-argument
 set becomes one result file there as soon as it is done, followed by a message (messages.py;
 a failed set gets a message with its reason and no file), so a crash or kill later on loses
-only the set that was running. The host checks each file and computes its distances.
+only the set that was running. The host checks each file and computes its distances. Before
+each set the worker reads the host's skip file (grading.py): the sets listed there, costlier
+than one the host found at recall 1.0, are not run.
 Only the library's calls are inside the timer, with the copy of their answers into plain id
 arrays: work a wrapper defers to that conversion is timed too. The wrapper gets train and test
 in memory it cannot write (sealed.py).
@@ -29,8 +31,8 @@ from .. import log as logsetup
 from ..algorithms import declared
 from ..algorithms.base import BaseANN
 from ..datasets.hdf5 import Dataset
-from ..results.files import STATUS_OK, RunResult, write_result
-from . import environment, messages
+from ..results.files import STATUS_OK, RunResult, canonical_json, write_result
+from . import environment, grading, messages
 from .definitions import Definition
 from .inputs import load_inputs
 from .jobs import Job, base_attrs, display_name
@@ -251,6 +253,9 @@ def run_job(job: Job) -> bool:
     all_ok = True
     library_seconds = build_time
     for query_args in job.query_args:
+        if canonical_json(query_args) in grading.read_skip(job.results_dir):
+            log.info("skipped %s: the host found a cheaper set at recall 1.0", json.dumps(query_args))
+            continue
         try:
             measured = run_query_set(algo, data, job, query_args)
         except InvalidAnswer as e:

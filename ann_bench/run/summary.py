@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections import Counter
 
 from .executors.base import log_tail
-from .plan import Record
+from .plan import SKIPPED_EFFORT, Record
 
 
 def summary(records: list[Record]) -> tuple[str, bool]:
-    """A table of what ran, was skipped and failed per algorithm; and whether anything failed."""
+    """A table of what ran, was skipped (done before, failed before, or past recall 1.0) and failed
+    per algorithm; and whether anything failed."""
     counts: dict[str, Counter] = {}
     for r in records:
         counts.setdefault(r.algorithm, Counter())[r.status] += 1
-    columns = ("ran", "failed", "skipped", "skipped-failed")
+    columns = ("ran", "failed", "skipped", "skipped-failed", SKIPPED_EFFORT)
     width = max([len("algorithm")] + [len(a) for a in counts])
     lines = [f"{'algorithm':<{width}}  " + "  ".join(f"{c:>14}" for c in columns)]
     for algorithm in sorted(counts):
@@ -30,4 +31,8 @@ def summary(records: list[Record]) -> tuple[str, bool]:
     if previously:
         lines.append(f"{previously} result(s) failed in an earlier run and were not retried "
                      f"(use --retry-failed or --force)")
+    saturated = sum(1 for r in records if r.status == SKIPPED_EFFORT)
+    if saturated:
+        lines.append(f"{saturated} result(s) not run: a cheaper set of the same build reached recall 1.0, so "
+                     f"costlier ones have nothing to gain (use --exhaustive to run them)")
     return "\n".join(lines), bool(failures)

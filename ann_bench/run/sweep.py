@@ -19,8 +19,8 @@ from ..results.files import STATUS_OK, canonical_json, status_of
 from .disk import disk_error
 from .executors.base import Executor, Outcome, remove_orphaned_outputs
 from .executors.logs import append_text
-from .jobs import Job, Settings, Task, write_failure
-from .plan import Plan, Record, cpu_slots
+from .jobs import Job, Settings, Task, write_failure, write_skipped
+from .plan import SKIPPED_EFFORT, Plan, Record, cpu_slots
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 def settle(task: Task, job: Job, outcome: Outcome, distance: str, records: list[Record]) -> None:
     """Turn a worker's outcome into records, appended one by one (so a full disk keeps those
     made); what the host did not accept becomes a failed result, with the worker's reason for
-    it where it sent one.
+    it where it sent one, except the sets the host's grader had the worker skip (grading.py),
+    which become skipped results with the grader's reason.
 
     A failure never replaces a good result from an earlier run (--force that failed keeps
     the old file) and never touches any other definition's file.
@@ -39,7 +40,14 @@ def settle(task: Task, job: Job, outcome: Outcome, distance: str, records: list[
         if path in accepted:
             records.append(Record(task.definition.algorithm, query_args, path, "ran"))
             continue
-        reason = outcome.failures.get(canonical_json(query_args)) or outcome.reason or \
+        key = canonical_json(query_args)
+        # Skipped only where the host's grader chose it and it did not run and fail: nothing else
+        # missing is a skip.
+        if key in outcome.skipped and key not in outcome.failures:
+            write_skipped(job, query_args, outcome.skipped[key], distance)
+            records.append(Record(task.definition.algorithm, query_args, path, SKIPPED_EFFORT, outcome.skipped[key]))
+            continue
+        reason = outcome.failures.get(key) or outcome.reason or \
             "the worker ended without writing this result"
         if status_of(path) == STATUS_OK:
             reason += "; the earlier result is kept"
@@ -62,9 +70,10 @@ class Progress:
         self.bar.update(len(records))
         if self.lines:
             failed = sum(1 for r in records if r.status == "failed")
+            skipped = sum(1 for r in records if r.status == SKIPPED_EFFORT)
             print(f"[{self.done}/{self.total}] {task.definition.algorithm} {canonical_json(task.definition.args)}: "
-                  f"{len(records) - failed} ran, {failed} failed ({time.monotonic() - self.started:.0f} s)",
-                  flush=True)
+                  f"{len(records) - failed - skipped} ran, {failed} failed, {skipped} skipped at recall 1.0 "
+                  f"({time.monotonic() - self.started:.0f} s)", flush=True)
 
     def close(self) -> None:
         self.bar.close()
@@ -92,7 +101,7 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
                 return  # the sweep was stopped while this task waited for its cores
             job = task.job(settings)
             try:
-                outcome = executor.run(job, cpus, task.log_path, settings.timeout)
+                outcome = executor.run(job, cpus, task.log_path, settings.timeout, grade=not settings.exhaustive)
             except Exception as e:  # a broken engine fails this task, not the sweep
                 outcome = Outcome("failed", _executor_error(e, task.log_path), None, task.log_path)
             if interrupted.is_set():

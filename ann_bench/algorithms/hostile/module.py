@@ -257,3 +257,19 @@ class Tamperer(_Hostile):
             if own in path.parts:
                 with h5py.File(path, "a") as f:
                     f.attrs["algo"] = self.algo
+
+
+class SkipForger(_Hostile):
+    """Writes the host's skip file itself (every set after its first), to have sets it never
+    ran recorded as skipped instead of failed; takes the query argument `effort`."""
+
+    def fit(self, X: np.ndarray) -> None:
+        from ...run.grading import SKIP
+
+        super().fit(X)
+        job = the_job()
+        listed = json.dumps(job["query_args"][1:])
+        self.tried["skip"] = _try(lambda: (Path(job["results_dir"]) / SKIP).write_text(listed))
+
+    def set_query_arguments(self, effort: int) -> None:
+        self.effort = effort

@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ...errors import UserError
-from ...results.files import iter_result_paths
+from ...results.files import canonical_json, iter_result_paths
 from ..cache import results_table
 from ..common import mode_label, result_groups
 from ..tables import unsettled
@@ -69,9 +69,22 @@ class Group:
     count: int
     rows: list[dict] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # past recall 1.0: listed, not failures nor points
     unreadable: list[dict] = field(default_factory=list)
     error: str = ""  # why no metric could be computed (the dataset file is missing, say)
     n_files: int = 0
+
+    @property
+    def skipped_lines(self) -> list[dict]:
+        """One line per build whose costlier sets were skipped: the sets, and why."""
+        lines: dict[tuple, dict] = {}
+        for r in sorted(self.skipped, key=lambda r: (r["algorithm"], r["batch_mode"], r["path"])):
+            key = (r["algorithm"], r["batch_mode"], canonical_json(r.get("build_args")), r["reason"])
+            line = lines.setdefault(key, {"algorithm": r["algorithm"], "mode": mode_label(r["batch_mode"]),
+                                          "build": args_text(r.get("build_args")), "queries": [],
+                                          "reason": r["reason"]})
+            line["queries"].append(args_text(r.get("query_args")))
+        return list(lines.values())
 
     @property
     def page(self) -> str:
@@ -167,6 +180,7 @@ def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] |
             log.warning("%s (k=%d): no metrics: %s", dataset, count, group.error)
         else:
             group.rows, group.failures, group.unreadable = table.rows, table.failures, table.unreadable
-            group.n_files = len(table.rows) + len(table.failures) + len(table.unreadable)
+            group.skipped = table.skipped
+            group.n_files = len(table.rows) + len(table.failures) + len(table.skipped) + len(table.unreadable)
         groups.append(group)
     return groups

@@ -174,7 +174,7 @@ class Site:
             modes.append({"label": mode_label(batch), "batch": batch, "rows": rows, "main": main, "pairs": pairs,
                           "qps": qps_table(rows), "failed": len(group.failures_of(batch))})
         if group.rows:
-            self._write(group.csv, render(table_rows(group.rows, group.dataset, group.count), ".csv"))
+            self._write(group.csv, render(table_rows(group.rows, group.dataset, group.count, group.skipped), ".csv"))
         self._page(group.page, "dataset.html", title=group.title, group=group, modes=modes,
                    targets=RECALL_TARGETS, failures=failure_table(group.failures, group.unreadable),
                    environment=group.environments(), env_columns=ENVIRONMENT_KEYS,

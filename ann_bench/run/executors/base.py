@@ -4,7 +4,8 @@ An executor makes sure its environment exists (`problems`), then runs a job (`ru
 an `Outcome`. `run` is the same everywhere: the worker (`python -m ann_bench.run.runner --job
 JSON`) gets the dataset's train and test only (inputs.py) and a fresh private output
 directory; an implementation's `execute` starts it somewhere (a local process, a Docker
-container, later a cluster node) and says how it ended. Then the host checks each result file
+container, later a cluster node) and says how it ended, while the host's grader tells it which
+sets past recall 1.0 to skip (grading.py). Then the host checks each result file
 the worker left there (results/acceptance.py), recomputes its distances from its own copy of
 the dataset, and only then writes it into results/. The sweep turns whatever was not accepted
 into failed results, with the worker's reason where it sent one (messages.py).
@@ -27,6 +28,7 @@ from typing import Iterator
 from ...results.acceptance import Reference, Rejected, accept
 from ...results.files import canonical_json, write_result
 from ..definitions import Definition
+from ..grading import Grader
 from ..inputs import worker_input
 from ..jobs import Job, base_attrs, display_name
 from ..messages import STATUS_FAILED, receive
@@ -52,6 +54,7 @@ class Outcome:
     canonical JSON) that the worker reported failed or whose file the host rejected;
     `write_error`: why writing into results/ stopped (a full or read-only disk), after which
     nothing more was accepted: the sweep stops on it, keeping what was.
+    `skipped`: the reason for each set the host's grader told the worker to skip.
     """
 
     status: str
@@ -62,6 +65,7 @@ class Outcome:
     accepted: list[Path] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
     write_error: OSError | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -116,16 +120,19 @@ class Executor(ABC):
     def stop_all(self) -> None:
         """Kill every worker still running (the sweep was interrupted); results written stay."""
 
-    def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None) -> Outcome:
+    def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
+            grade: bool = True) -> Outcome:
         """Run the job's worker to its end with its inputs and a private output directory,
-        then accept what it wrote. Must not raise for worker faults."""
+        then accept what it wrote. With `grade` (not --exhaustive), the host grades the sets of
+        an effort-ordered definition as they finish and has the worker skip those a saturated
+        set makes pointless (grading.py). Must not raise for worker faults."""
         if not Path(job.dataset_path).is_file():
             return Outcome("failed", f"dataset file {job.dataset_path} not found", None, log_path)
         with private_directory() as output:
             worker_job = replace(job, dataset_path=str(worker_input(job.dataset_path)), results_dir=str(output))
-            with CappedLog(log_path) as log:
+            with CappedLog(log_path) as log, Grader(job, output, enabled=grade) as grader:
                 ended = self.execute(worker_job, cpus, log, timeout, Path(job.results_dir))
-            return collect(job, worker_job, replace(ended, log_path=Path(log_path)))
+            return collect(job, worker_job, replace(ended, log_path=Path(log_path), skipped=grader.skipped))
 
     @abstractmethod
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
