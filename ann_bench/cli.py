@@ -11,6 +11,7 @@ import h5py
 
 from . import datasets
 from . import log as logsetup
+from .datasets.filtered import is_filtered
 from .errors import DatasetError, UserError, report
 from .report.common import positive_int
 from .run import environment
@@ -138,10 +139,12 @@ def run(args: argparse.Namespace) -> int:
     entries = load_algorithms(args.definitions)
     name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
     distance, point_type, dimension = dataset_attributes(path)
+    filtered = is_filtered(path)
     definitions = get_definitions(entries, distance, point_type, args.count, dimension, args.algorithm,
-                                  quick=args.quick, max_runs=args.max_runs)
+                                  quick=args.quick, max_runs=args.max_runs, filtered=filtered)
     if not definitions:
-        raise UserError(f"no algorithm in {args.definitions} supports {name} ({distance}, {point_type}); "
+        kind = ", filtered" if filtered else ""
+        raise UserError(f"no algorithm in {args.definitions} supports {name} ({distance}, {point_type}{kind}); "
                         f"see run.py --list-algorithms")
     executor = make_executor(args)
     settings = Settings(

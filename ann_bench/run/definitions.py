@@ -550,14 +550,17 @@ def select(entries: dict[str, AlgorithmEntry], names: list[str] | None) -> list[
 
 def get_definitions(entries: dict[str, AlgorithmEntry], metric: str, point_type: str, count: int,
                     dimension: int, names: list[str] | None = None, quick: bool = False,
-                    include_disabled: bool = False, max_runs: int = MAX_RUNS) -> list[Definition]:
+                    include_disabled: bool = False, max_runs: int = MAX_RUNS,
+                    filtered: bool = False) -> list[Definition]:
     """Every definition that applies to a dataset, in file order; PlanTooLarge when they would
-    make more than max_runs results.
+    make more than max_runs results. A filtered dataset takes only wrappers that declare
+    supports_filter.
 
     An algorithm named explicitly runs even when disabled; unnamed disabled ones are left out.
     """
     chosen = [entry for entry in select(entries, names)
-              if (include_disabled or names or not entry.disabled) and entry.supports(metric, point_type)]
+              if (include_disabled or names or not entry.disabled) and entry.supports(metric, point_type)
+              and (entry.declared.supports_filter or not filtered)]
     check_plan_size(chosen, quick, max_runs)
     definitions = []
     for entry in chosen:
