@@ -114,8 +114,9 @@ def _read(path: Path, whole: bool) -> Dataset | None:
             train, test = _points(f, header)
             dimension = header.dimension if header.dimension is not None else \
                 max(n_items(train), n_items(test))
+            labels, filters = (f[key][:] if key in f else None for key in FILTER_ARRAYS)
             return Dataset(path.stem, header.distance, header.point_type, header.type,
-                           dimension, train, test, neighbors, f["distances"][:])
+                           dimension, train, test, neighbors, f["distances"][:], labels, filters)
     except (OSError, ValueError, KeyError, Malformed) as error:
         raise damaged(path, str(error) or type(error).__name__) from None
 
