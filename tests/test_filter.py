@@ -1,6 +1,6 @@
 """Filtered search: the derived datasets, every wrapper that declares supports_filter, the host's
 check that each returned id passes its query's filter, and run.py on a filtered set, locally
-and in Docker (bruteforce and hnswlib)."""
+and in Docker (bruteforce, hnswlib and pgvector-hnsw)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ K = 10
 QUERIES = 200
 ENTRIES = load_algorithms()
 FILTERING = [name for name, entry in ENTRIES.items() if entry.declared.supports_filter]
+# In Docker: the exact reference, a compiled library and a database server.
+IN_DOCKER = ["bruteforce", "hnswlib", "pgvector-hnsw"]
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +146,6 @@ def test_run_py_in_docker_on_a_filtered_set(filtered_sets, tmp_path):
     except images.DockerUnavailable as e:
         pytest.skip(f"no Docker engine ({e})")
     path = filtered_sets[0.01]
-    run = run_filtered(path, tmp_path, ["bruteforce", "hnswlib"])
+    run = run_filtered(path, tmp_path, IN_DOCKER)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    check_sweep(path, tmp_path, ["bruteforce", "hnswlib"])
+    check_sweep(path, tmp_path, IN_DOCKER)
