@@ -116,10 +116,11 @@ def run_filtered(path: Path, results: Path, algorithms: list[str], *extra: str) 
 
 def check_sweep(path: Path, results: Path, algorithms: list[str]) -> None:
     data = datasets.load_dataset(path)
+    assert data.train_labels is not None and data.test_filters is not None
     seen = set()
     for result_path in iter_result_paths(results, path.stem, K):
         result = read_result(result_path)
-        assert result.ok, result.attrs.get("error")
+        assert result.ok and result.neighbors is not None, result.attrs.get("error")
         seen.add(result.attrs["algo"])
         check_filters(result.neighbors.astype(np.int64), data.train_labels, data.test_filters)
         if result.attrs["algo"] == "bruteforce":
