@@ -15,7 +15,7 @@ from .datasets.filtered import is_filtered
 from .errors import DatasetError, UserError, report
 from .report.common import positive_int
 from .run import environment
-from .run.definitions import DEFAULT_FILE, MAX_RUNS, Definition, get_definitions, load_algorithms
+from .run.definitions import DEFAULT_FILE, MAX_RUNS, Definition, filtering_only, get_definitions, load_algorithms
 from .run.disk import ResultsDiskError
 from .run.estimate import dry_run_table
 from .run.executors import Executor, LocalExecutor
@@ -139,13 +139,13 @@ def run(args: argparse.Namespace) -> int:
     entries = load_algorithms(args.definitions)
     name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
     distance, point_type, dimension = dataset_attributes(path)
-    filtered = is_filtered(path)
     definitions = get_definitions(entries, distance, point_type, args.count, dimension, args.algorithm,
-                                  quick=args.quick, max_runs=args.max_runs, filtered=filtered)
+                                  quick=args.quick, max_runs=args.max_runs)
     if not definitions:
-        kind = ", filtered" if filtered else ""
-        raise UserError(f"no algorithm in {args.definitions} supports {name} ({distance}, {point_type}{kind}); "
+        raise UserError(f"no algorithm in {args.definitions} supports {name} ({distance}, {point_type}); "
                         f"see run.py --list-algorithms")
+    if is_filtered(path):
+        definitions = filtering_only(definitions, entries, name)
     executor = make_executor(args)
     settings = Settings(
         dataset=name, dataset_path=path.resolve(), results_dir=args.results.resolve(), count=args.count,

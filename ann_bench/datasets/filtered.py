@@ -40,7 +40,10 @@ COUNT = 100
 
 
 def is_filtered(path: Path) -> bool:
-    """Whether the dataset file carries filters (only wrappers with supports_filter can run it)."""
+    """Whether the dataset file carries filters (only wrappers with supports_filter can run it);
+    False for a file not there yet (a dry run plans a registered set, never a filtered one)."""
+    if not path.is_file():
+        return False
     with h5py.File(path, "r") as f:
         return "test_filters" in f
 

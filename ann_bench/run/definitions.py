@@ -550,19 +550,27 @@ def select(entries: dict[str, AlgorithmEntry], names: list[str] | None) -> list[
 
 def get_definitions(entries: dict[str, AlgorithmEntry], metric: str, point_type: str, count: int,
                     dimension: int, names: list[str] | None = None, quick: bool = False,
-                    include_disabled: bool = False, max_runs: int = MAX_RUNS,
-                    filtered: bool = False) -> list[Definition]:
+                    include_disabled: bool = False, max_runs: int = MAX_RUNS) -> list[Definition]:
     """Every definition that applies to a dataset, in file order; PlanTooLarge when they would
-    make more than max_runs results. A filtered dataset takes only wrappers that declare
-    supports_filter.
+    make more than max_runs results.
 
     An algorithm named explicitly runs even when disabled; unnamed disabled ones are left out.
     """
     chosen = [entry for entry in select(entries, names)
-              if (include_disabled or names or not entry.disabled) and entry.supports(metric, point_type)
-              and (entry.declared.supports_filter or not filtered)]
+              if (include_disabled or names or not entry.disabled) and entry.supports(metric, point_type)]
     check_plan_size(chosen, quick, max_runs)
     definitions = []
     for entry in chosen:
         definitions.extend(definitions_for_entry(entry, metric, count, dimension, quick))
     return definitions
+
+
+def filtering_only(definitions: list[Definition], entries: dict[str, AlgorithmEntry], dataset: str) -> list[Definition]:
+    """The definitions whose wrapper declares supports_filter, for a filtered dataset; a
+    UserError when there are none."""
+    chosen = [d for d in definitions if entries[d.algorithm].declared.supports_filter]
+    if not chosen:
+        names = ", ".join(sorted({d.algorithm for d in definitions}))
+        raise UserError(f"{dataset} is a filtered dataset and none of {names} declares supports_filter; "
+                        f"see README, Filtered search")
+    return chosen
