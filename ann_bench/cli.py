@@ -11,10 +11,11 @@ import h5py
 
 from . import datasets
 from . import log as logsetup
+from .datasets.filtered import is_filtered
 from .errors import DatasetError, UserError, report
 from .report.common import positive_int
 from .run import environment
-from .run.definitions import DEFAULT_FILE, MAX_RUNS, Definition, get_definitions, load_algorithms
+from .run.definitions import DEFAULT_FILE, MAX_RUNS, Definition, filtering_only, get_definitions, load_algorithms
 from .run.disk import ResultsDiskError
 from .run.estimate import dry_run_table
 from .run.executors import Executor, LocalExecutor
@@ -160,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     if not definitions:
         raise UserError(f"no algorithm in {args.definitions} supports {name} ({distance}, {point_type}); "
                         f"see run.py --list-algorithms")
+    if is_filtered(path):
+        definitions = filtering_only(definitions, entries, name)
     executor = make_executor(args)
     settings = Settings(
         dataset=name, dataset_path=path.resolve(), results_dir=args.results.resolve(), count=args.count,

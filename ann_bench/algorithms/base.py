@@ -1,7 +1,7 @@
 """The interface every wrapped library implements.
 
 A wrapper states what it supports as class attributes (data, not probing): `metrics`,
-`point_types`, `supports_batch` and `package`, written as literals (or names bound to literals
+`point_types`, `supports_batch`, `supports_filter` and `package`, written as literals (or names bound to literals
 in its module), because the host reads them from the source without importing the wrapper
 (ann_bench/algorithms/declared.py); the worker checks that the imported class agrees.
 
@@ -20,6 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+from .filtering import LabelRange
 
 
 def rss_kb() -> int:
@@ -56,6 +58,9 @@ class BaseANN:
     metrics: ClassVar[tuple[str, ...]] = ()
     point_types: ClassVar[tuple[str, ...]] = ("float",)
     supports_batch: ClassVar[bool] = False
+    # Filtered search (filtering.py): set_labels before fit, then filtered_query, which hands the
+    # filter to the library's own mechanism (never filters the library's answers afterwards).
+    supports_filter: ClassVar[bool] = False
     # The PyPI distribution whose version is recorded with every result.
     package: ClassVar[str | None] = None
 
@@ -82,6 +87,15 @@ class BaseANN:
     def query(self, q: np.ndarray, k: int):
         """Return the ids of (at most) k nearest neighbours of q (read-only), nearest first: an
         integer numpy array (what numpy makes one of is accepted, and made one inside the timer)."""
+        raise NotImplementedError
+
+    def set_labels(self, labels: np.ndarray) -> None:
+        """The integer label of each training point (read-only), given before fit on a filtered
+        dataset to a wrapper that declares supports_filter."""
+        raise NotImplementedError
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange):
+        """As query, among the points whose label is in `allowed` only."""
         raise NotImplementedError
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:

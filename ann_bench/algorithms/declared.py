@@ -1,6 +1,6 @@
 """What a wrapper module declares, read from its source without importing it.
 
-The host needs an entry's metrics, point types, batch support and package to choose its
+The host needs an entry's metrics, point types, batch and filter support and package to choose its
 definitions, and its image needs the modules the wrapper imports. But a wrapper is a stranger's
 code and its library need not be installed on the host (it is in the library's image), so the
 host parses module.py with `ast` and never imports it.
@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..paths import PACKAGE
 
-ATTRIBUTES = ("metrics", "point_types", "supports_batch", "package")
+ATTRIBUTES = ("metrics", "point_types", "supports_batch", "supports_filter", "package")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Declared:
     point_types: tuple[str, ...]
     supports_batch: bool
     package: str | None
+    supports_filter: bool = False
 
 
 class _NotLiteral(Exception):
@@ -197,13 +198,18 @@ def read_declared(path: Path, class_name: str) -> Declared:
             raise ConfigError(f"{path}: {class_name}.{attribute} must be a tuple of strings, not {value!r}")
         return value
 
-    supports_batch, package = getattr(cls, "supports_batch", None), getattr(cls, "package", None)
-    if not isinstance(supports_batch, bool):
-        raise ConfigError(f"{path}: {class_name}.supports_batch must be True or False, not {supports_batch!r}")
+    def flag(attribute: str) -> bool:
+        value = getattr(cls, attribute, None)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: {class_name}.{attribute} must be True or False, not {value!r}")
+        return value
+
+    package = getattr(cls, "package", None)
     if package is not None and not isinstance(package, str):
         raise ConfigError(f"{path}: {class_name}.package must be a string (the PyPI distribution whose "
                           f"version results record), not {package!r}")
-    return Declared(strings("metrics"), strings("point_types"), supports_batch, package)
+    return Declared(strings("metrics"), strings("point_types"), flag("supports_batch"), package,
+                    flag("supports_filter"))
 
 
 def differences(cls: type, declared: Declared, path: Path | str) -> list[str]:

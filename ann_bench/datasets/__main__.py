@@ -9,19 +9,23 @@ from pathlib import Path
 
 from .. import log as logsetup
 from ..errors import UserError, report
+from . import filtered
 from .distance import METRICS
 from .importer import FORMATS, Request, import_dataset
-from .registry import get_dataset, table
+from .registry import get_dataset, locate, table
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["import"]:
         return import_main(argv[1:])
+    if argv[:1] == ["filter"]:
+        return filter_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m ann_bench.datasets",
         description="Fetch or build one dataset into the data directory, check it and print its "
-                    "path. `python -m ann_bench.datasets import --help`: import your own.")
+                    "path. `python -m ann_bench.datasets import --help`: import your own; "
+                    "`python -m ann_bench.datasets filter --help`: filtered sets.")
     parser.add_argument("name", nargs="?", help="full or short name, e.g. glove-100, sift")
     parser.add_argument("--data-dir", default="data", help="where datasets live (data)")
     parser.add_argument("--list", action="store_true", help="list the registered datasets")
@@ -68,6 +72,36 @@ def import_main(argv: list[str]) -> int:
                       args.train_key, args.test_key, args.force)
     try:
         print(import_dataset(request, args.data_dir))
+    except UserError as error:
+        return report(error)
+    return 0
+
+
+def filter_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ann_bench.datasets filter",
+        description="Derive filtered sets from a dataset: seeded Zipf labels per point, a label "
+                    "range per query, and the exact top-k among the points that pass; one file "
+                    "DATA_DIR/NAME-filter-zipf-<percent>pct.hdf5 per selectivity.")
+    parser.add_argument("name", help="the dataset to derive from (fetched or built when missing)")
+    parser.add_argument("--selectivity", type=float, action="append",
+                        help="fraction of the points a query's filter lets through (repeatable; "
+                             f"default {' '.join(map(str, filtered.SELECTIVITIES))})")
+    parser.add_argument("--labels", type=int, default=filtered.N_LABELS,
+                        help=f"distinct labels ({filtered.N_LABELS})")
+    parser.add_argument("--filters", type=int, default=filtered.N_FILTERS,
+                        help=f"distinct filters per selectivity ({filtered.N_FILTERS})")
+    parser.add_argument("--seed", type=int, default=filtered.SEED, help=f"seed ({filtered.SEED})")
+    parser.add_argument("-k", "--count", type=int, default=filtered.COUNT,
+                        help=f"neighbours of ground truth per query ({filtered.COUNT})")
+    parser.add_argument("--data-dir", default="data", help="where datasets live (data)")
+    logsetup.add_arguments(parser)
+    args = parser.parse_args(argv)
+    logsetup.setup_from(args)
+    try:
+        _, base = locate(args.name, args.data_dir)
+        for selectivity in args.selectivity or filtered.SELECTIVITIES:
+            print(filtered.build_filtered(base, selectivity, args.labels, args.filters, args.seed, args.count))
     except UserError as error:
         return report(error)
     return 0

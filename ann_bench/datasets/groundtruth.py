@@ -107,6 +107,26 @@ def exact_knn(train: Points, queries: Points, k: int, metric: str,
     return ids, dists
 
 
+def filtered_knn(train: Points, queries: Points, labels: np.ndarray, filters: np.ndarray, k: int,
+                 metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of every query among the training points whose label is in the query's
+    range [lo, hi) (filters: one (lo, hi) row per query), as exact_knn returns it, with the
+    ids of `train`. Queries that share a range are searched together, against those points
+    alone; ties still go to the smaller id, as the points keep their order."""
+    n_queries = _length(queries)
+    ids = np.empty((n_queries, k), dtype=np.int32)
+    dists = np.empty((n_queries, k), dtype=np.float32)
+    ranges, which = np.unique(np.asarray(filters).reshape(n_queries, 2), axis=0, return_inverse=True)
+    for i, (lo, hi) in enumerate(ranges):
+        rows = np.flatnonzero((labels >= lo) & (labels < hi))
+        chosen = np.flatnonzero(which.reshape(-1) == i)
+        subset = train[rows] if hasattr(train, "shape") else [train[j] for j in rows]
+        asked = queries[chosen] if hasattr(queries, "shape") else [queries[j] for j in chosen]
+        found, dists[chosen] = exact_knn(subset, asked, k, metric, progress=False)
+        ids[chosen] = rows[found]
+    return ids, dists
+
+
 def _length(points: Points) -> int:
     return points.shape[0] if hasattr(points, "shape") else len(points)
 

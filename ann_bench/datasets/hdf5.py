@@ -35,6 +35,9 @@ _ROWS_PER_WRITE = 1 << 16
 _READ_BYTES = 64 << 20
 # Attributes an ann-bench build adds, in the order --list and the README show them.
 PROVENANCE = ("source", "licence", "version", "source_sha256", "build_sha256")
+# What a filtered dataset adds (datasets/filtered.py): a label per training point, a label
+# range [lo, hi) per query.
+FILTER_ARRAYS = ("train_labels", "test_filters")
 
 
 @dataclass
@@ -50,6 +53,9 @@ class Dataset:
     test: Any
     neighbors: np.ndarray
     distances: np.ndarray
+    # A filtered set's (FILTER_ARRAYS); None elsewhere.
+    train_labels: np.ndarray | None = None
+    test_filters: np.ndarray | None = None
 
 
 @dataclass
@@ -108,8 +114,9 @@ def _read(path: Path, whole: bool) -> Dataset | None:
             train, test = _points(f, header)
             dimension = header.dimension if header.dimension is not None else \
                 max(n_items(train), n_items(test))
+            labels, filters = (f[key][:] if key in f else None for key in FILTER_ARRAYS)
             return Dataset(path.stem, header.distance, header.point_type, header.type,
-                           dimension, train, test, neighbors, f["distances"][:])
+                           dimension, train, test, neighbors, f["distances"][:], labels, filters)
     except (OSError, ValueError, KeyError, Malformed) as error:
         raise damaged(path, str(error) or type(error).__name__) from None
 
@@ -200,7 +207,7 @@ def content_sha256(f: h5py.File) -> str:
     """sha256 of the arrays of an open file (name, dtype, shape and bytes of each, in a fixed
     order), read in pieces: the same data gives the same digest whatever the HDF5 library."""
     digest = hashlib.sha256()
-    for key in ("train", "size_train", "test", "size_test", "neighbors", "distances"):
+    for key in ("train", "size_train", "test", "size_test", "neighbors", "distances") + FILTER_ARRAYS:
         if key not in f:
             continue
         data = f[key]
@@ -214,13 +221,15 @@ def content_sha256(f: h5py.File) -> str:
 def write_dataset(path: Path | str, train: Points, test: Points, distance: str,
                   point_type: str = "float", neighbors: np.ndarray | None = None,
                   distances: np.ndarray | None = None, count: int = 100, progress: bool = True,
-                  attrs: Mapping[str, str] | None = None,
-                  memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Path:
+                  attrs: Mapping[str, Any] | None = None,
+                  memory_bytes: int = DEFAULT_MEMORY_BYTES,
+                  arrays: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write the ann-benchmarks layout to `path` atomically (a temporary file in the same
     directory, then a rename). Without neighbors/distances, the exact top `count` is computed,
     reading train back from the file in chunks (so `train` may be a memory map or an HDF5
     dataset larger than memory). Jaccard data (lists of sets) is written sparse; hamming and
-    jaccard points are stored as bits. `attrs` are added to the file's attributes."""
+    jaccard points are stored as bits. `attrs` are added to the file's attributes, `arrays`
+    (a filtered set's labels and filters) to its datasets."""
     if distance not in METRICS:
         raise UserError(f"unknown distance {distance!r}; expected one of {', '.join(METRICS)}")
     path = Path(path)
@@ -242,6 +251,8 @@ def write_dataset(path: Path | str, train: Points, test: Points, distance: str,
                                                  progress=progress, memory_bytes=memory_bytes)
             f.create_dataset("neighbors", data=np.asarray(neighbors, dtype=np.int32))
             f.create_dataset("distances", data=np.asarray(distances, dtype=np.float32))
+            for key, values in (arrays or {}).items():
+                f.create_dataset(key, data=values)
             f.attrs["build_sha256"] = content_sha256(f)
     return path
 

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from ..atomic import write_atomically
 from ..errors import DatasetError
 from .distance import pair_distances, sets_to_csr
-from .groundtruth import DEFAULT_MEMORY_BYTES, exact_knn
+from .groundtruth import DEFAULT_MEMORY_BYTES, exact_knn, filtered_knn
 from .hdf5 import Header, Malformed, content_sha256, damaged, read_header, sparse_points, text
 from .sources import sha256_file
 
@@ -154,7 +154,8 @@ def verify_contents(path: Path, step: Callable[[], Any] = lambda: None,
                                           test, neighbors, picked)
             _compare_stored(header, neighbors, stored, exact, picked)
             step()
-            _check_sample(header, train, test, neighbors, exact, sample, memory_bytes)
+            filters = (f["train_labels"][:], f["test_filters"][:]) if "test_filters" in f else None
+            _check_sample(header, train, test, neighbors, exact, sample, memory_bytes, filters)
             step()
             if "build_sha256" in f.attrs:
                 recorded, found = text(f.attrs["build_sha256"]), content_sha256(f)
@@ -270,12 +271,18 @@ def _compare_stored(header: Header, neighbors: np.ndarray, stored: np.ndarray,
 
 
 def _check_sample(header: Header, train: Any, test: Any, neighbors: np.ndarray,
-                  exact: np.ndarray, sample: np.ndarray, memory_bytes: int) -> None:
-    """The exact top-k of the sampled queries against the file's, tie-tolerantly."""
+                  exact: np.ndarray, sample: np.ndarray, memory_bytes: int,
+                  filters: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """The exact top-k of the sampled queries against the file's, tie-tolerantly (of a
+    filtered set: among the points that pass each query's filter)."""
     k = min(header.count, header.n_train)
     queries = test[sample]
-    true_ids, true = exact_knn(train, queries, k, header.distance, progress=False,
-                               memory_bytes=memory_bytes)
+    if filters is not None:
+        labels, ranges = filters
+        true_ids, true = filtered_knn(train, queries, labels, ranges[sample], k, header.distance)
+    else:
+        true_ids, true = exact_knn(train, queries, k, header.distance, progress=False,
+                                   memory_bytes=memory_bytes)
     found = exact[sample, :k]
     true = true.astype(np.float64)
     wrong = ~_close(found, true)

@@ -3,7 +3,7 @@
 A worker runs untrusted code, so its file is evidence, not a result: it is read without
 following links and only up to a size bound, its attributes must name what the host asked
 for (algorithm, dataset, k, mode, build and query arguments), every dataset must have the
-dtype and shape a result has, and the ids must be a valid answer for the dataset. The result
+dtype and shape a result has, and the ids must be a valid answer for the dataset (of a filtered dataset: each passes its query's filter). The result
 the host then writes carries the host's own attributes (the worker's extra figures kept) and
 `distances` recomputed from the host's copy of the dataset and the returned ids, never the
 worker's: metrics, here and in ann-benchmarks' code, are computed from those distances.
@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from ..datasets.distance import distances_to
-from ..datasets.hdf5 import sparse_points, text
+from ..datasets.hdf5 import FILTER_ARRAYS, sparse_points, text
 from .files import STATUS_OK, RunResult, attr_value, read_open
 
 # Attributes that must say what the host asked for.
@@ -50,6 +50,8 @@ class Reference:
             self.sparse = text(f.attrs.get("type", "dense")) == "sparse"
             self.n_train = len(f["size_train"]) if self.sparse else f["train"].shape[0]
             self.n_test = len(f["size_test"]) if self.sparse else f["test"].shape[0]
+            # A filtered set's (datasets/filtered.py): every returned id must pass its query's filter.
+            self.labels, self.filters = (f[key][:] if key in f else None for key in FILTER_ARRAYS)
 
     def distances(self, ids: np.ndarray) -> np.ndarray:
         """Distances from each test point to the train points `ids` names (-1: +inf)."""
@@ -129,6 +131,17 @@ def check_ids(ids: np.ndarray, n_train: int) -> None:
         raise Rejected("neighbors repeats an id within a row")
 
 
+def check_filters(ids: np.ndarray, labels: np.ndarray, filters: np.ndarray) -> None:
+    """Every returned id carries a label in its query's range [lo, hi)."""
+    found = labels[np.maximum(ids, 0)]
+    failing = (ids >= 0) & ((found < filters[:, :1]) | (found >= filters[:, 1:]))
+    if failing.any():
+        query, slot = np.argwhere(failing)[0]
+        lo, hi = filters[query]
+        raise Rejected(f"neighbors of query {query} has id {ids[query, slot]} with label {found[query, slot]}, "
+                       f"which fails its filter [{lo}, {hi})")
+
+
 def _extra_attributes(attrs: dict[str, Any], known: set[str]) -> dict[str, Any]:
     """The wrapper's own figures (get_additional): small scalars under short names."""
     extra = {key: value for key, value in attrs.items() if key not in known}
@@ -169,6 +182,9 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
         if not (np.isfinite(values).all() and (values >= 0).all()):
             raise Rejected(f"{name} has a value that is not a finite time >= 0")
     check_ids(ids, reference.n_train)
+    if reference.filters is not None:
+        assert reference.labels is not None
+        check_filters(ids, reference.labels, reference.filters)
     try:
         worker_environment = dict(found.environment)
     except (ValueError, TypeError):

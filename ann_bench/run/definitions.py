@@ -576,3 +576,14 @@ def get_definitions(entries: dict[str, AlgorithmEntry], metric: str, point_type:
     for entry in chosen:
         definitions.extend(definitions_for_entry(entry, metric, count, dimension, quick))
     return definitions
+
+
+def filtering_only(definitions: list[Definition], entries: dict[str, AlgorithmEntry], dataset: str) -> list[Definition]:
+    """The definitions whose wrapper declares supports_filter, for a filtered dataset; a
+    UserError when there are none."""
+    chosen = [d for d in definitions if entries[d.algorithm].declared.supports_filter]
+    if not chosen:
+        names = ", ".join(sorted({d.algorithm for d in definitions}))
+        raise UserError(f"{dataset} is a filtered dataset and none of {names} declares supports_filter; "
+                        f"see README, Filtered search")
+    return chosen

@@ -34,6 +34,7 @@ from ..datasets.hdf5 import Dataset
 from ..results.files import STATUS_OK, RunResult, canonical_json, write_result
 from . import environment, grading, messages
 from .definitions import Definition
+from .filtering import FilterUnsupported, filtered_queries, give_labels
 from .inputs import load_inputs
 from .jobs import Job, base_attrs, display_name
 from .sealed import handout, seal_points
@@ -188,8 +189,9 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
     if job.batch:
         library_ns, warm_answers = time_batch(algo, warm_queries, k)
     else:
-        rows = list(handout(data.test))
-        warm_times, warm_answers = time_single(algo.query, rows[:WARMUP_QUERIES], k)
+        query, rows = (algo.query, list(handout(data.test))) if data.test_filters is None else \
+            filtered_queries(algo, data)
+        warm_times, warm_answers = time_single(query, rows[:WARMUP_QUERIES], k)
         library_ns = sum(warm_times)
     # Every answer is checked, the warm-up's and every pass's, not only the best pass's.
     validate_answers(warm_answers, k, n_train, len(warm_queries))
@@ -199,7 +201,7 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
             total, run_answers = time_batch(algo, handout(data.test), k)
             per_query = np.full(n, total / n)
         else:
-            times, run_answers = time_single(algo.query, rows, k)
+            times, run_answers = time_single(query, rows, k)
             total, per_query = sum(times), np.asarray(times, dtype=np.float64)
         run_ids = validate_answers(run_answers, k, n_train, n)
         library_ns += total
@@ -241,9 +243,11 @@ def run_job(job: Job) -> bool:
         job = replace(job, environment=dict(job.environment, **environment.describe(algo.package)))
         if job.batch and not algo.supports_batch:
             log.info("%s has no native batch search; timing one-by-one answers", job.definition.algorithm)
+        if data.train_labels is not None:
+            give_labels(algo, data, job)
         build_time, index_size = _build(algo, data)
     except Exception as e:
-        reason = str(e) if isinstance(e, DeclarationMismatch) else "fit failed: " + _last_line(e)
+        reason = str(e) if isinstance(e, (DeclarationMismatch, FilterUnsupported)) else "fit failed: " + _last_line(e)
         if algo is not None:
             algo.done()
         for query_args in job.query_args:

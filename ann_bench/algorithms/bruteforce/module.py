@@ -8,6 +8,8 @@ Scores are float32 matrix products; the k smallest are found with argpartition a
 - dot: -q.x, as the dataset's "dot" distance is the negative inner product;
 - hamming (bit vectors, bool or 0/1): the points packed into uint64 words, distances the
   popcount of q XOR x (numpy's bitwise_count), exact integers;
+- filtered queries (supports_filter): every point scored, the k smallest among those whose label
+  passes taken;
 - jaccard (sets: lists of item-id arrays): the points as a binary CSR matrix, intersections
   from one sparse product (a matrix-vector product per query, a sparse matrix product per
   block of a batch), distances 1 - |q & x| / |q | x| in float64 (sets.SetMatrix).
@@ -23,6 +25,7 @@ from threadpoolctl import ThreadpoolController
 from ...datasets.distance import normalize
 from ..base import BaseANN, allowed_threads
 from ..bits import hamming_to_all, pack_words
+from ..filtering import LabelRange
 from ..sets import SetMatrix
 
 # A batch is answered in blocks of queries whose score matrix holds about this many floats
@@ -56,6 +59,7 @@ class BruteForce(BaseANN):
     metrics = ("euclidean", "angular", "dot", "hamming", "jaccard")
     point_types = ("float", "bit")
     supports_batch = True
+    supports_filter = True
     package = "numpy"
 
     def __init__(self, metric: str):
@@ -68,6 +72,7 @@ class BruteForce(BaseANN):
         self.threads = allowed_threads()
         self._pool: ThreadPoolExecutor | None = None
         self._blas: ThreadpoolController | None = None  # BLAS's threads, held to one in parallel batches
+        self._labels: np.ndarray | None = None  # a filtered set's
 
     def fit(self, X) -> None:
         if self.metric == "hamming":
@@ -131,6 +136,17 @@ class BruteForce(BaseANN):
         else:
             part = np.arange(len(s))
         return part[np.argsort(s[part], kind="stable")].astype(np.int64, copy=False)
+
+    def set_labels(self, labels: np.ndarray) -> None:
+        self._labels = labels
+
+    def filtered_query(self, q, k: int, allowed: LabelRange) -> np.ndarray:
+        """The exact top-k among the passing points: every point scored, the passing ones ranked."""
+        assert self._labels is not None
+        rows = np.flatnonzero(allowed.mask(self._labels))
+        s = self._score_one(q)[rows]
+        part = np.argpartition(s, k - 1)[:k] if k < len(s) else np.arange(len(s))
+        return rows[part[np.argsort(s[part], kind="stable")]]
 
     def batch_query(self, Q, k: int) -> None:
         """Blocks of queries, each one matrix product and one selection. With several cores

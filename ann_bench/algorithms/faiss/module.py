@@ -20,6 +20,8 @@ binary indexes for hamming.
 angular searches a normalised copy of the data with the inner product (the query's norm does
 not change the order, so queries are used as given); dot uses the inner product; euclidean L2.
 Single queries run on one OpenMP thread; a batch uses the threads this worker was given.
+FaissIVF and FaissHNSW search filtered queries with an IDSelectorBitmap of the passing points
+(made per query from their labels) in SearchParametersIVF / SearchParametersHNSW.
 get_additional reports dist_comps, the average number of distance computations per query
 since the last set_query_arguments (faiss counts them in global statistics).
 """
@@ -34,6 +36,7 @@ import numpy as np
 from ...datasets.distance import normalize
 from ..base import BaseANN, allowed_threads, set_openmp_threads
 from ..bits import pack_bits
+from ..filtering import LabelRange
 
 METRIC_TYPES = {
     "euclidean": faiss.METRIC_L2,
@@ -82,6 +85,7 @@ class _Faiss(BaseANN):
         self.metric = self.checked_metric(metric)
         self.threads = allowed_threads()
         self.index: Any = None  # made by fit (faiss's stubs type its indexes only in part)
+        self._labels: Any = None  # a filtered set's
 
     def fit(self, X: np.ndarray) -> None:
         set_openmp_threads(self.threads)
@@ -109,11 +113,28 @@ class _Faiss(BaseANN):
         _, labels = self.index.search(self._queries(Q), k)
         self._batch_results = [_ids(row) for row in labels]
 
+    def set_labels(self, labels: np.ndarray) -> None:
+        self._labels = labels
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+        """The search with an IDSelectorBitmap of the passing points in its parameters."""
+        set_openmp_threads(1)
+        bitmap = np.packbits(allowed.mask(self._labels), bitorder="little")  # alive until the search ends
+        selector = faiss.IDSelectorBitmap(len(self._labels), faiss.swig_ptr(bitmap))
+        _, labels = self.index.search(self._queries(np.reshape(q, (1, -1))), k, params=self._params(selector))
+        return _ids(labels[0])
+
+    def _params(self, selector: Any) -> Any:
+        """The index's search parameters, with `selector` (the classes with supports_filter)."""
+        raise NotImplementedError
+
     def done(self) -> None:
         self.index = None
 
 
 class FaissIVF(_Faiss):
+    supports_filter = True
+
     def __init__(self, metric: str, n_list: int):
         super().__init__(metric)
         self.n_list = int(n_list)
@@ -137,6 +158,9 @@ class FaissIVF(_Faiss):
         self.index.nprobe = min(self.n_probe, self.n_list)
         _stats("indexIVF_stats").reset()
 
+    def _params(self, selector: Any) -> Any:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=self.index.nprobe)  # type: ignore[call-arg]
+
     def get_additional(self) -> dict:
         stats = _stats("indexIVF_stats")
         if stats.nq == 0:
@@ -151,6 +175,8 @@ class FaissIVF(_Faiss):
 
 
 class FaissHNSW(_Faiss):
+    supports_filter = True
+
     def __init__(self, metric: str, M: int, efConstruction: int):
         super().__init__(metric)
         self.M = int(M)
@@ -165,6 +191,9 @@ class FaissHNSW(_Faiss):
     def set_query_arguments(self, efSearch: int) -> None:
         self.index.hnsw.efSearch = int(efSearch)
         _stats("hnsw_stats").reset()
+
+    def _params(self, selector: Any) -> Any:
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=self.index.hnsw.efSearch)  # type: ignore[attr-defined]
 
     def get_additional(self) -> dict:
         stats = _stats("hnsw_stats")
@@ -278,6 +307,7 @@ class _FaissBinary(_Faiss):
 
     metrics = ("hamming",)
     point_types = ("bit",)
+    supports_filter = False
 
     def _points(self, X: np.ndarray) -> np.ndarray:
         return pack_bits(X)

@@ -2,7 +2,8 @@
 
 Build arguments: M (links per node) and efConstruction; query argument: ef (the search's
 candidate list size; hnswlib uses max(ef, k)). Single queries run on one thread; a batch runs
-knn_query over the whole matrix on the threads this worker was given.
+knn_query over the whole matrix on the threads this worker was given. Filtered queries pass
+hnswlib a filter function (a Python call per point the search visits, which it pays for).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hnswlib
 import numpy as np
 
 from ..base import BaseANN, allowed_threads
+from ..filtering import LabelRange
 
 # Our metric name -> hnswlib space. "ip" is 1 - q.x, which orders points as "dot" (-q.x) does;
 # "cosine" normalises copies of the vectors inside hnswlib.
@@ -21,6 +23,7 @@ class HnswLib(BaseANN):
     metrics = tuple(SPACES)
     point_types = ("float",)
     supports_batch = True
+    supports_filter = True
     package = "hnswlib"
 
     def __init__(self, metric: str, M: int, efConstruction: int):
@@ -30,6 +33,7 @@ class HnswLib(BaseANN):
         self.ef_construction = int(efConstruction)
         self.threads = allowed_threads()
         self._index: hnswlib.Index | None = None
+        self._labels: list[int] = []  # a filtered set's, as a list: the filter reads one per visited node
 
     def fit(self, X: np.ndarray) -> None:
         # hnswlib copies the vectors into its own storage (normalising them for "cosine").
@@ -48,6 +52,17 @@ class HnswLib(BaseANN):
         assert self._index is not None
         labels, _ = self._index.knn_query(q, k=min(k, self._index.get_current_count()), num_threads=1)
         return labels[0].astype(np.int64)
+
+    def set_labels(self, labels: np.ndarray) -> None:
+        self._labels = labels.tolist()
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+        """hnswlib's filter function: the search admits only points it returns True for."""
+        assert self._index is not None
+        labels, (lo, hi) = self._labels, allowed
+        found, _ = self._index.knn_query(q, k=min(k, self._index.get_current_count()), num_threads=1,
+                                         filter=lambda i: lo <= labels[i] < hi)
+        return found[0].astype(np.int64)
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:
         assert self._index is not None

@@ -33,6 +33,10 @@ statement `SELECT id FROM items ORDER BY embedding <op> $1 LIMIT $2` with the qu
 in pgvector's binary format, and enable_seqscan = off so that the planner never prefers a
 sequential scan on a small table.
 
+Filtered search (PgvectorHNSW): with labels the table gets a `label int4` column (in the same
+COPY) and a filtered query is `... WHERE label >= lo AND label < hi ORDER BY ... LIMIT k`, with
+hnsw.iterative_scan = strict_order (pgvector 0.8) so that the scan goes on until k rows pass.
+
 Server settings (a benchmark's, not a production server's; see SERVER_SETTINGS): shared_buffers
 is a quarter of the worker's memory limit, so the table and index stay in it; fsync, synchronous_commit and
 full_page_writes are off and wal_level is minimal (the data is thrown away at the end, and a
@@ -54,6 +58,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
 from ..base import BaseANN, allowed_threads
+from ..filtering import LabelRange
 from .postgres_server import PostgresServer
 
 # metric -> (operator class suffix, distance operator)
@@ -94,12 +99,15 @@ def _mb(n_bytes: int) -> str:
     return f"{max(1, n_bytes // MIB)}MB"
 
 
-def copy_stream(X: np.ndarray, start: int) -> bytes:
-    """Rows start.. of X as tuples of PostgreSQL's binary COPY format: (int4 id, vector)."""
+def copy_stream(X: np.ndarray, start: int, labels: np.ndarray | None = None) -> bytes:
+    """Rows start.. of X as tuples of PostgreSQL's binary COPY format: (int4 id, vector), and
+    (int4 label) after them when labels (of these rows) are given."""
     n, d = X.shape
-    row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i4"), ("vec_len", ">i4"),
-                    ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (d,))])
-    rows = np.empty(n, dtype=row)
+    fields = [("fields", ">i2"), ("id_len", ">i4"), ("id", ">i4"), ("vec_len", ">i4"),
+              ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (d,))]
+    if labels is not None:
+        fields += [("label_len", ">i4"), ("label", ">i4")]
+    rows = np.empty(n, dtype=np.dtype(fields))
     rows["fields"] = 2
     rows["id_len"] = 4
     rows["id"] = np.arange(start, start + n)
@@ -107,6 +115,10 @@ def copy_stream(X: np.ndarray, start: int) -> bytes:
     rows["dim"] = d
     rows["unused"] = 0
     rows["values"] = X
+    if labels is not None:
+        rows["fields"] = 3
+        rows["label_len"] = 4
+        rows["label"] = labels
     return rows.tobytes()
 
 
@@ -143,6 +155,9 @@ class _Pgvector(BaseANN):
         self.conn: psycopg.Connection | None = None
         self.cursor: psycopg.Cursor | None = None
         self.query_sql = f"SELECT id FROM items ORDER BY embedding {self.operator} %s LIMIT %s"
+        self.filtered_sql = (f"SELECT id FROM items WHERE label >= %s AND label < %s "
+                             f"ORDER BY embedding {self.operator} %s LIMIT %s")
+        self._labels: np.ndarray | None = None  # a filtered set's: a label column
         self._additional: dict = {}
 
     # -- what subclasses say ---------------------------------------------------------------
@@ -201,12 +216,16 @@ class _Pgvector(BaseANN):
         start = time.perf_counter()
         with conn.transaction():
             # Created in the loading transaction: with wal_level minimal the COPY writes no WAL.
-            conn.execute(f"CREATE TABLE items (id int4, embedding vector({d}))")
+            labels = self._labels
+            columns = "id, embedding" + (", label" if labels is not None else "")
+            conn.execute(f"CREATE TABLE items (id int4, embedding vector({d})"
+                         f"{', label int4' if labels is not None else ''})")
             conn.execute("ALTER TABLE items ALTER COLUMN embedding SET STORAGE PLAIN")
-            with conn.cursor().copy("COPY items (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            with conn.cursor().copy(f"COPY items ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.write(COPY_HEADER)
                 for lo in range(0, n, COPY_ROWS):
-                    copy.write(copy_stream(X[lo:lo + COPY_ROWS], lo))
+                    copy.write(copy_stream(X[lo:lo + COPY_ROWS], lo,
+                                           None if labels is None else labels[lo:lo + COPY_ROWS]))
                 copy.write(COPY_TRAILER)
         conn.execute("ANALYZE items")
         conn.execute(f"SET maintenance_work_mem = '{_mb(self._maintenance_work_mem(X))}'")
@@ -227,8 +246,10 @@ class _Pgvector(BaseANN):
 
     def _check_plan(self, d: int) -> None:
         assert self.cursor is not None
-        plan = "\n".join(row[0] for row in self.cursor.execute(
-            "EXPLAIN " + self.query_sql, (np.zeros(d, dtype=np.float32), 10), binary=True))
+        vector = np.zeros(d, dtype=np.float32)
+        sql, params = ((self.query_sql, (vector, 10)) if self._labels is None else
+                       (self.filtered_sql, (0, 1, vector, 10)))
+        plan = "\n".join(row[0] for row in self.cursor.execute("EXPLAIN " + sql, params, binary=True))
         if f"Index Scan using {INDEX}" not in plan:
             raise RuntimeError(f"{self.name}: the query plan does not use the index: {plan}")
 
@@ -263,6 +284,16 @@ class _Pgvector(BaseANN):
         rows = self.cursor.execute(self.query_sql, (q, k), binary=True, prepare=True).fetchall()
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
 
+    def set_labels(self, labels: np.ndarray) -> None:
+        self._labels = labels
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+        """The WHERE clause on the label column, evaluated by PostgreSQL during the index scan."""
+        assert self.cursor is not None
+        rows = self.cursor.execute(self.filtered_sql, (allowed.lo, allowed.hi, q, k), binary=True,
+                                   prepare=True).fetchall()
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
     def done(self) -> None:
         try:
             if self.conn is not None:
@@ -276,6 +307,7 @@ class _Pgvector(BaseANN):
 
 class PgvectorHNSW(_Pgvector):
     index_method = "hnsw"
+    supports_filter = True
 
     def __init__(self, metric: str, m: int, ef_construction: int):
         super().__init__(metric)
@@ -291,6 +323,11 @@ class PgvectorHNSW(_Pgvector):
 
     def set_query_arguments(self, ef_search: int) -> None:
         self._set("hnsw.ef_search", ef_search)
+        if self._labels is not None:
+            # pgvector 0.8's iterative scan: a filtered scan goes on past ef_search rows until
+            # LIMIT rows pass (else a selective filter leaves fewer than k), in distance order.
+            assert self.conn is not None
+            self.conn.execute("SET hnsw.iterative_scan = strict_order")
 
 
 class PgvectorIVFFlat(_Pgvector):
