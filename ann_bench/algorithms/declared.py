@@ -24,8 +24,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..paths import PACKAGE
+from .base import CLIENT_KINDS
 
-ATTRIBUTES = ("metrics", "point_types", "supports_batch", "package")
+ATTRIBUTES = ("metrics", "point_types", "supports_batch", "package", "clients")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Declared:
     point_types: tuple[str, ...]
     supports_batch: bool
     package: str | None
+    clients: str = "processes"
 
 
 class _NotLiteral(Exception):
@@ -203,7 +205,11 @@ def read_declared(path: Path, class_name: str) -> Declared:
     if package is not None and not isinstance(package, str):
         raise ConfigError(f"{path}: {class_name}.package must be a string (the PyPI distribution whose "
                           f"version results record), not {package!r}")
-    return Declared(strings("metrics"), strings("point_types"), supports_batch, package)
+    clients = getattr(cls, "clients", None)
+    if clients not in CLIENT_KINDS:
+        raise ConfigError(f"{path}: {class_name}.clients must be one of {', '.join(map(repr, CLIENT_KINDS))}, "
+                          f"not {clients!r}")
+    return Declared(strings("metrics"), strings("point_types"), supports_batch, package, clients)
 
 
 def differences(cls: type, declared: Declared, path: Path | str) -> list[str]:

@@ -22,6 +22,7 @@ class HnswLib(BaseANN):
     point_types = ("float",)
     supports_batch = True
     package = "hnswlib"
+    clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
 
     def __init__(self, metric: str, M: int, efConstruction: int):
         super().__init__()

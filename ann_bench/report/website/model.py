@@ -72,6 +72,7 @@ class Group:
     unreadable: list[dict] = field(default_factory=list)
     error: str = ""  # why no metric could be computed (the dataset file is missing, say)
     n_files: int = 0
+    clients_rows: list[dict] = field(default_factory=list)  # concurrent clients' results (-c<N>)
 
     @property
     def page(self) -> str:
@@ -168,5 +169,7 @@ def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] |
         else:
             group.rows, group.failures, group.unreadable = table.rows, table.failures, table.unreadable
             group.n_files = len(table.rows) + len(table.failures) + len(table.unreadable)
+            group.clients_rows = results_table(results_dir, dataset, count, data_dir=data_dir, progress=progress,
+                                               clients=True).rows
         groups.append(group)
     return groups
