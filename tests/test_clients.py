@@ -5,7 +5,8 @@
   once as one by one, on its metric's local dataset at its most accurate quick point; forked
   processes (the default) are checked on bruteforce.
 - The burst itself: a duration runs whole rounds, a client's error reaches the caller.
-- A real sweep with --clients 1,2, locally and in Docker (hnswlib): results in <algorithm>-c<N>/
+- A real sweep with --clients, locally (hnswlib, 1 and 2 clients) and in Docker (bruteforce,
+  hnswlib and pgvector-hnsw: processes, threads, connections; 2 clients): results in <algorithm>-c<N>/
   that the host accepted, kept apart from the single-query results, and read by plot.py and
   the site.
 """
@@ -28,7 +29,8 @@ from ann_bench.report.cache import metrics_for_results
 from ann_bench.report.concurrency import clients_points, scaling
 from ann_bench.results.files import algorithm_of, clients_of, iter_result_paths, read_result, result_dir
 from ann_bench.run import clients
-from ann_bench.run.definitions import load_algorithms
+from ann_bench.run.definitions import definitions_for_entry, load_algorithms
+from ann_bench.run.executors.docker import images
 from ann_bench.run.runner import instantiate, time_single
 
 from .test_conformance import (  # noqa: F401 (local_data is a fixture)
@@ -42,7 +44,7 @@ from .test_conformance import (  # noqa: F401 (local_data is a fixture)
     local_data,
     set_query_arguments,
 )
-from .test_docker import built, engine  # noqa: F401 (fixtures)
+from .test_docker import engine  # noqa: F401 (a fixture)
 
 CLIENTS = 4
 DATASET = "random-xs-20-angular"
@@ -180,21 +182,27 @@ def test_clients_and_batch_are_refused_together(capsys, xs_angular, data_dir, tm
     assert code == 2 and "--clients and --batch" in capsys.readouterr().err
 
 
-def check_sweep(results, data_dir, counts: tuple[int, ...]) -> list:
-    """The -c<N> results of hnswlib's quick grid: accepted by the host with their clients,
+def quick_points(algorithm: str) -> int:
+    """How many results run.py --quick makes for an entry on the local angular set."""
+    return sum(len(d.query_args) for d in definitions_for_entry(ENTRIES[algorithm], "angular", 10, 20, quick=True))
+
+
+def check_sweep(results, data_dir, algorithms: tuple[str, ...], counts: tuple[int, ...]) -> list:
+    """The -c<N> results of the entries' quick grids: accepted by the host with their clients,
     apart from the single-query results, and drawn by the report code."""
-    for n in counts:
-        paths = list((results / DATASET / "10" / f"hnswlib-c{n}").glob("*.hdf5"))
-        assert len(paths) == 3  # hnswlib's three quick query settings
-        for path in paths:
-            result = read_result(path)
-            assert result.ok, result.attrs.get("error")
-            assert result.attrs["clients"] == n and not result.attrs["batch_mode"]
-            assert result.distances is not None  # the host's check recomputed them
+    for algorithm in algorithms:
+        for n in counts:
+            paths = list((results / DATASET / "10" / f"{algorithm}-c{n}").glob("*.hdf5"))
+            assert len(paths) == quick_points(algorithm), (algorithm, n, paths)
+            for path in paths:
+                result = read_result(path)
+                assert result.ok, result.attrs.get("error")
+                assert result.attrs["clients"] == n and not result.attrs["batch_mode"]
+                assert result.distances is not None  # the host's check recomputed them
     assert not list(iter_result_paths(results, DATASET, 10))  # not mixed into the single-query results
     rows = metrics_for_results(results, DATASET, 10, data_dir=data_dir, clients=True)
     points = clients_points(rows, recall=0.5)
-    assert sorted({(p.algorithm, p.clients) for p in points}) == [("hnswlib", n) for n in counts]
+    assert sorted({(p.algorithm, p.clients) for p in points}) == sorted((a, n) for a in algorithms for n in counts)
     assert all(p.qps > 0 and p.p99 > 0 for p in points)
     return points
 
@@ -206,7 +214,7 @@ def test_a_local_sweep_with_clients_writes_each_mode_and_plots_it(tmp_path, data
                           "--results", str(results), "--clients", "1,2", "--no-progress"],
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    points = check_sweep(results, data_dir, (1, 2))
+    points = check_sweep(results, data_dir, ("hnswlib",), (1, 2))
     assert [n for n, _ in scaling(points)["hnswlib"]] == [1, 2]
 
     plot = subprocess.run([sys.executable, str(REPO / "plot.py"), "--dataset", DATASET, "--data-dir", str(data_dir),
@@ -224,11 +232,18 @@ def test_a_local_sweep_with_clients_writes_each_mode_and_plots_it(tmp_path, data
     assert "Concurrent clients" in page and "p99 latency vs clients" in page
 
 
-def test_a_docker_sweep_with_clients(built, tmp_path, data_dir, xs_angular):  # noqa: F811
+# In Docker, one of each kind of client: forked processes, threads, connections.
+DOCKER_ALGORITHMS = ("bruteforce", "hnswlib", "pgvector-hnsw")
+
+
+def test_a_docker_sweep_with_clients(engine, tmp_path, data_dir, xs_angular):  # noqa: F811
+    assert [ENTRIES[a].declared.clients for a in DOCKER_ALGORITHMS] == ["processes", "threads", "connections"]
+    built = images.build_images(list(dict.fromkeys(ENTRIES[a].image for a in DOCKER_ALGORITHMS)), proc=2,
+                                progress=None)
+    assert all(r.ok for r in built), images.format_table(built)
     results = tmp_path / "results"
     code = cli.main(["--dataset", DATASET, "--data-dir", str(data_dir), "--results", str(results), "--quick",
-                     "--runs", "1", "--algorithm", "hnswlib", "--clients", "2", "--no-progress"])
+                     "--runs", "1", "--clients", "2", "--no-progress",
+                     *(f"--algorithm={a}" for a in DOCKER_ALGORITHMS)])
     assert code == 0
-    check_sweep(results, data_dir, (2,))
-    [log] = (results / DATASET / "10" / "hnswlib-c2" / "logs").glob("*.log")
-    assert "QPS" in log.read_text()
+    check_sweep(results, data_dir, DOCKER_ALGORITHMS, (2,))
