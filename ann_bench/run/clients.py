@@ -99,22 +99,31 @@ def _in_processes(query: Query, shares: list[list], k: int, duration_ns: int | N
     Share (or the exception it raised) back pickled; it leaves by os._exit, so nothing the
     parent owns (files, connections, atexit hooks) is closed or run twice."""
     go_read, go_write = os.pipe()
-    children = []
-    for c, rows in enumerate(shares):
-        out_read, out_write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:  # whatever happens, this process ends here and never runs on as a copy of the worker
-                os.close(out_read)
-                os.close(go_write)
-                _client_process(c, query, rows, k, duration_ns, timed_pass, go_read, out_write)
-            finally:
-                os._exit(0)
-        os.close(out_write)
-        children.append((pid, out_read))
-    os.close(go_read)
-    os.write(go_write, b"g" * len(shares))
-    os.close(go_write)
+    children: list[tuple[int, int]] = []
+    try:
+        for c, rows in enumerate(shares):
+            out_read, out_write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:  # whatever happens, this process ends here and never runs on as a copy of the worker
+                    os.close(out_read)
+                    os.close(go_write)
+                    _client_process(c, query, rows, k, duration_ns, timed_pass, go_read, out_write)
+                finally:
+                    os._exit(0)
+            os.close(out_write)
+            children.append((pid, out_read))
+        os.write(go_write, b"g" * len(shares))
+    except BaseException:  # a fork failed: the clients started so far see the pipe close, and stop
+        os.close(go_write)
+        for pid, out_read in children:
+            os.close(out_read)
+            os.waitpid(pid, 0)
+        raise
+    else:
+        os.close(go_write)
+    finally:
+        os.close(go_read)
     outcomes = []
     for c, (pid, out_read) in enumerate(children):
         with os.fdopen(out_read, "rb") as out:
@@ -131,7 +140,7 @@ def _in_processes(query: Query, shares: list[list], k: int, duration_ns: int | N
 def _client_process(c: int, query: Query, rows: list, k: int, duration_ns: int | None, timed_pass: TimedPass,
                     go_read: int, out_write: int) -> None:
     try:
-        outcome: Any = _run_share(query, rows, k, duration_ns, timed_pass, lambda: os.read(go_read, 1))
+        outcome: Any = _run_share(query, rows, k, duration_ns, timed_pass, lambda: _wait_for_start(go_read))
     except Exception as e:
         outcome = e
     except BaseException as e:  # SystemExit, KeyboardInterrupt: not to be raised again in the worker
@@ -142,6 +151,11 @@ def _client_process(c: int, query: Query, rows: list, k: int, duration_ns: int |
         data = pickle.dumps(ClientFailed(f"client {c}: {type(outcome).__name__}: {outcome} ({e})"))
     with os.fdopen(out_write, "wb") as out:
         out.write(data)
+
+
+def _wait_for_start(go_read: int) -> None:
+    if not os.read(go_read, 1):
+        raise ClientFailed("the worker stopped the clients before they started")
 
 
 def _exit_text(status: int) -> str:
