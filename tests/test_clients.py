@@ -23,16 +23,21 @@ import pytest
 
 from ann_bench import cli
 from ann_bench.algorithms.base import BaseANN
+from ann_bench.algorithms.faults.module import Scripted
 from ann_bench.errors import ConfigError
 from ann_bench.paths import REPO
 from ann_bench.report.cache import metrics_for_results
 from ann_bench.report.concurrency import clients_points, scaling
+from ann_bench.results.acceptance import Reference, Rejected, accept
 from ann_bench.results.files import algorithm_of, clients_of, iter_result_paths, read_result, result_dir
 from ann_bench.run import clients
-from ann_bench.run.definitions import definitions_for_entry, load_algorithms
+from ann_bench.run.definitions import Definition, definitions_for_entry, load_algorithms
 from ann_bench.run.executors.docker import images
-from ann_bench.run.runner import instantiate, time_single
+from ann_bench.run.inputs import worker_input
+from ann_bench.run.jobs import Job, base_attrs, display_name
+from ann_bench.run.runner import instantiate, run_job, time_single
 
+from .test_acceptance import QUERY, alter
 from .test_conformance import (  # noqa: F401 (local_data is a fixture)
     ENTRIES,
     LOCAL_DATASETS,
@@ -247,3 +252,22 @@ def test_a_docker_sweep_with_clients(engine, tmp_path, data_dir, xs_angular):  #
                      *(f"--algorithm={a}" for a in DOCKER_ALGORITHMS)])
     assert code == 0
     check_sweep(results, data_dir, DOCKER_ALGORITHMS, (2,))
+
+
+def test_the_host_accepts_a_clients_result_only_with_the_clients_it_asked_for(tmp_path, xs_angular):
+    definition = Definition(algorithm="scripted", run_group="g", module=Scripted.__module__, constructor="Scripted",
+                            image="faults", base_args=("angular",), args={"rule": "good"}, query_args=(QUERY,))
+    job = Job(definition=definition, dataset=DATASET, dataset_path=str(xs_angular), results_dir=str(tmp_path / "r"),
+              count=10, batch=False, runs=2, query_args=[QUERY], environment={}, clients=3)
+    output = tmp_path / "output"
+    output.mkdir()
+    worker = Job(**dict(vars(job), dataset_path=str(worker_input(xs_angular)), results_dir=str(output)))
+    assert run_job(worker)
+    path = worker.result_path(QUERY)
+    assert path.parent.name == "scripted-c3"
+    expected = base_attrs(job, display_name(definition, QUERY), QUERY)
+    result = accept(path, output, expected, Reference(xs_angular), job.runs)
+    assert result.attrs["clients"] == 3 and result.attrs["duration"] is None
+    alter(path, lambda f: f.attrs.__setitem__("clients", 1))
+    with pytest.raises(Rejected, match="attribute clients is '1', not '3'"):
+        accept(path, output, expected, Reference(xs_angular), job.runs)

@@ -27,6 +27,7 @@ from .files import STATUS_OK, RunResult, attr_value, read_open
 
 # Attributes that must say what the host asked for.
 MUST_MATCH = ("algo", "dataset", "count", "batch_mode", "build_args", "query_args")
+# What only a concurrent clients' result (-c<N>) says: never a worker's extra figure in another mode.
 CONCURRENT = ("clients", "duration")
 # Figures every result has: finite numbers, with the lower bound each can have.
 FIGURES = {"build_time": 0.0, "best_search_time": 0.0, "candidates": 0.0, "index_size": -math.inf,
@@ -175,7 +176,7 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
         worker_environment = dict(found.environment)
     except (ValueError, TypeError):
         worker_environment = {}
-    known = set(expected) | set(FIGURES) | {"status", "distance", "format_version"}
+    known = set(expected) | set(FIGURES) | set(CONCURRENT) | {"status", "distance", "format_version"}
     out = dict(_extra_attributes(attrs, known), **expected, **figures)
     out.update(status=STATUS_OK, distance=reference.distance,
                environment=dict(worker_environment, **expected["environment"]))
