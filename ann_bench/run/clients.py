@@ -124,17 +124,19 @@ def _in_processes(query: Query, shares: list[list], k: int, duration_ns: int | N
         os.close(go_write)
     finally:
         os.close(go_read)
-    outcomes = []
+    outcomes: list[Share | Exception] = []
     for c, (pid, out_read) in enumerate(children):
         with os.fdopen(out_read, "rb") as out:
             data = out.read()
         _, status = os.waitpid(pid, 0)
         outcomes.append(pickle.loads(data) if data else
                         ClientFailed(f"client {c} ended without answering ({_exit_text(status)})"))
+    measured = []
     for outcome in outcomes:
         if isinstance(outcome, Exception):
             raise outcome
-    return outcomes
+        measured.append(outcome)
+    return measured
 
 
 def _client_process(c: int, query: Query, rows: list, k: int, duration_ns: int | None, timed_pass: TimedPass,

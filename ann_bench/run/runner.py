@@ -199,7 +199,7 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
         elif job.clients:
             burst = clients.run_burst(algo, rows, k, job.clients, job.duration, time_single)
             # Wall time per query answered, as the time of one pass: 1 / best_search_time is the aggregate QPS.
-            total, per_query, run_answers = burst.wall_ns * n / burst.answered, burst.times_ns, burst.answers
+            total, per_query, run_answers = burst.wall_ns * n // burst.answered, burst.times_ns, burst.answers
         else:
             times, run_answers = time_single(algo.query, rows, k)
             total, per_query = sum(times), np.asarray(times, dtype=np.float64)
