@@ -2,7 +2,7 @@
 
 Each result under <algorithm>-c<N>/ is one build, one query-argument set and one N. For an
 algorithm and N the figure takes the fastest result whose recall reaches a target ("QPS vs
-clients at fixed recall"), and that result's p99 latency ("p99 latency vs clients"); a dotted
+clients at fixed recall"), and that result's p99 latency ("p99 latency vs clients"); a thin
 line shows perfect scaling from the algorithm's fewest clients (its QPS there times N / that N).
 `python plot.py --dataset NAME --clients` draws both; the site shows them on the dataset's page.
 """
@@ -81,11 +81,11 @@ def plot_clients(points: list[ClientsPoint], output: Path | str, title: str, rec
             n = [point.clients for point in mine]
             line = dict(color=style.colour, marker=style.marker, linestyle=style.dash, label=algorithm)
             qps_ax.plot(n, [point.qps for point in mine], **line)
-            qps_ax.plot(n, [mine[0].qps * c / mine[0].clients for c in n], color=style.colour, linestyle=":",
-                        linewidth=0.8)
+            qps_ax.plot(n, [mine[0].qps * c / mine[0].clients for c in n], color=style.colour, linestyle="-",
+                        linewidth=0.6, alpha=0.5)
             p99_ax.plot(n, [point.p99 for point in mine], **line)
         qps_ax.set(xlabel="clients", ylabel="Queries per second, all clients (1/s)",
-                   title=f"QPS vs clients at recall >= {recall:g} (dotted: perfect scaling)")
+                   title=f"QPS vs clients at recall >= {recall:g} (thin lines: perfect scaling)")
         p99_ax.set(xlabel="clients", ylabel="Latency p99 (ms)", title="p99 latency vs clients")
         for ax in (qps_ax, p99_ax):
             ax.set_xticks(sorted({point.clients for point in points}))
