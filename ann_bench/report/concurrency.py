@@ -65,7 +65,7 @@ def default_output(results_dir: Path | str, dataset: str, count: int = DEFAULT_C
 
 
 def plot_clients(points: list[ClientsPoint], output: Path | str, title: str, recall: float) -> Path:
-    """Two panels side by side: QPS vs clients (with perfect scaling dotted) and p99 vs clients."""
+    """Two panels side by side: QPS vs clients (with perfect scaling as a thin line) and p99 vs clients."""
     import matplotlib
 
     matplotlib.use("Agg")
