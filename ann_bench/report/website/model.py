@@ -171,6 +171,5 @@ def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] |
             group.n_files = len(table.rows) + len(table.failures) + len(table.unreadable)
             group.clients_rows = results_table(results_dir, dataset, count, data_dir=data_dir, progress=progress,
                                                clients=True).rows
-            group.n_files += len(group.clients_rows)
         groups.append(group)
     return groups
