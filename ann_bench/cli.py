@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -40,6 +41,24 @@ def parse_memory(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a memory size; write e.g. 4g, 512m or a number of bytes")
 
 
+def client_counts(text: str) -> list[int]:
+    """"1,2,4" -> [1, 2, 4]: the numbers of concurrent clients one --clients gives."""
+    try:
+        return [positive_int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of client counts; write e.g. 2 or 1,2,4,8") from None
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py",
@@ -60,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run each definition in a local process instead of a Docker container")
     p.add_argument("--batch", action="store_true",
                    help="give the library all queries at once (its native batch search where it has one)")
+    p.add_argument("--clients", type=client_counts, action="extend", metavar="N[,N...]",
+                   help="after each build, N clients query the index at once (threads, forked processes or "
+                        "connections, as the wrapper declares); results go to <algorithm>-c<N>/ with the aggregate "
+                        "QPS and per-query latencies (repeatable or a list: 1,2,4,8, one sweep per N)")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
+                   help="with --clients: each burst goes on for S seconds (in whole rounds of the test set) "
+                        "instead of one pass of the test set")
     p.add_argument("--runs", type=positive_int, default=5, metavar="N",
                    help="timed passes per query-argument set; the best gives QPS, all are kept")
     p.add_argument("--timeout", type=float, default=7200.0, metavar="S",
@@ -163,24 +189,31 @@ def run(args: argparse.Namespace) -> int:
                         f"see run.py --list-algorithms")
     if is_filtered(path):
         definitions = filtering_only(definitions, entries, name)
+    if args.clients and args.batch:
+        raise UserError("--clients and --batch are two modes; give one of them")
+    if args.duration is not None and not args.clients:
+        raise UserError("--duration is the length of a burst of --clients; give --clients N too")
     executor = make_executor(args)
     settings = Settings(
         dataset=name, dataset_path=path.resolve(), results_dir=args.results.resolve(), count=args.count,
         batch=args.batch, runs=args.runs, timeout=args.timeout, parallelism=args.parallelism,
         force=args.force, retry_failed=args.retry_failed, exhaustive=args.exhaustive,
-        max_definitions=args.max_n_algorithms,
+        max_definitions=args.max_n_algorithms, duration=args.duration,
         environment={"harness_revision": environment.harness_revision(),
                      "harness_digest": environment.harness_digest(), "executor": executor.name},
     )
+    # One sweep per number of clients, each N once, in the order given.
+    modes = [replace(settings, clients=clients) for clients in dict.fromkeys(args.clients or [None])]
     if args.dry_run:
-        plan = make_plan(definitions, settings)
-        print(dry_run_table(plan, settings, executor.name))
-        if plan.records:
-            print(existing_text([record.path for record in plan.records], executor.name))
+        for mode in modes:
+            plan = make_plan(definitions, mode)
+            print(dry_run_table(plan, mode, executor.name))
+            if plan.records:
+                print(existing_text([record.path for record in plan.records], executor.name))
         return 0
     # Planned under the lock: a second run.py on this tree then sees what the first one made.
     with SweepLock(settings.results_dir, wait=args.wait):
-        return plan_and_run(definitions, settings, executor, name, distance, args)
+        return max(plan_and_run(definitions, mode, executor, name, distance, args) for mode in modes)
 
 
 def plan_and_run(definitions: list[Definition], settings: Settings, executor: Executor, name: str, distance: str,

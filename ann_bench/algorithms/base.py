@@ -1,8 +1,8 @@
 """The interface every wrapped library implements.
 
 A wrapper states what it supports as class attributes (data, not probing): `metrics`,
-`point_types`, `supports_batch`, `supports_filter` and `package`, written as literals (or names bound to literals
-in its module), because the host reads them from the source without importing the wrapper
+`point_types`, `supports_batch`, `supports_filter`, `package` and `clients`, written as literals
+(or names bound to literals in its module), because the host reads them from the source without importing the wrapper
 (ann_bench/algorithms/declared.py); the worker checks that the imported class agrees.
 
 What a wrapper is given (the training points, each query, the batch of queries) is read-only:
@@ -16,7 +16,8 @@ is timed; `batch_query` and `get_batch_results` are timed together.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -54,6 +55,19 @@ def set_openmp_threads(n: int) -> None:
         _openmp_threads = n
 
 
+# How concurrent clients (run.py --clients N) query one built index; see BaseANN.clients.
+CLIENT_KINDS = ("threads", "processes", "connections")
+
+
+@dataclass
+class Client:
+    """One concurrent client of a wrapper that declares clients = "connections": its own query
+    function (over its own connection) and what closes that connection."""
+
+    query: Callable[[np.ndarray, int], Any]
+    close: Callable[[], None]
+
+
 class BaseANN:
     metrics: ClassVar[tuple[str, ...]] = ()
     point_types: ClassVar[tuple[str, ...]] = ("float",)
@@ -63,6 +77,12 @@ class BaseANN:
     supports_filter: ClassVar[bool] = False
     # The PyPI distribution whose version is recorded with every result.
     package: ClassVar[str | None] = None
+    # How N concurrent clients share the index (run/clients.py): "threads" call query() on this
+    # one object at once (declare it only where query releases the GIL and is safe from several
+    # threads: tests/test_clients.py checks that the answers equal the sequential ones);
+    # "processes" are forked after the build and share the index copy-on-write (safe for any
+    # wrapper); "connections" are threads that each query through open_client() (database engines).
+    clients: ClassVar[str] = "processes"
 
     def __init__(self) -> None:
         self._batch_results: Any = None
@@ -110,6 +130,11 @@ class BaseANN:
     def get_batch_results(self):
         """The answers of the last batch_query: an (n, k) integer array, or one id array per query."""
         return self._batch_results
+
+    def open_client(self) -> Client:
+        """For clients = "connections": a client with a connection of its own to the built index,
+        set up with the current query arguments (called once per client, before the timing)."""
+        raise NotImplementedError(f"{type(self).__name__} declares clients = {self.clients!r} and has no open_client")
 
     def get_memory_usage(self) -> int:
         """Memory in kB now; the runner subtracts the value before fit."""

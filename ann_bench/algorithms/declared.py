@@ -24,8 +24,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..paths import PACKAGE
+from .base import CLIENT_KINDS
 
-ATTRIBUTES = ("metrics", "point_types", "supports_batch", "supports_filter", "package")
+ATTRIBUTES = ("metrics", "point_types", "supports_batch", "supports_filter", "package", "clients")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Declared:
     supports_batch: bool
     package: str | None
     supports_filter: bool = False
+    clients: str = "processes"
 
 
 class _NotLiteral(Exception):
@@ -208,8 +210,12 @@ def read_declared(path: Path, class_name: str) -> Declared:
     if package is not None and not isinstance(package, str):
         raise ConfigError(f"{path}: {class_name}.package must be a string (the PyPI distribution whose "
                           f"version results record), not {package!r}")
+    clients = getattr(cls, "clients", None)
+    if clients not in CLIENT_KINDS:
+        raise ConfigError(f"{path}: {class_name}.clients must be one of {', '.join(map(repr, CLIENT_KINDS))}, "
+                          f"not {clients!r}")
     return Declared(strings("metrics"), strings("point_types"), flag("supports_batch"), package,
-                    flag("supports_filter"))
+                    flag("supports_filter"), clients)
 
 
 def differences(cls: type, declared: Declared, path: Path | str) -> list[str]:

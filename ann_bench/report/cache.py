@@ -25,8 +25,8 @@ from .metrics import METRICS, METRICS_VERSION, NAN, compute_metrics
 
 log = logging.getLogger(__name__)
 
-ROW_FIELDS = ("algorithm", "name", "build_args", "query_args", "batch_mode", "library_version", "cpu_model",
-              "environment")
+ROW_FIELDS = ("algorithm", "name", "build_args", "query_args", "batch_mode", "clients", "library_version",
+              "cpu_model", "environment")
 # Bump when what an entry holds changes (METRICS_VERSION covers the metrics' definitions).
 ENTRY_FORMAT = 3
 # What reading or measuring one damaged or foreign result file can raise; the file is then
@@ -43,6 +43,7 @@ def _describe(result: RunResult) -> dict:
         "build_args": result.build_args,
         "query_args": result.query_args,
         "batch_mode": bool(result.attrs.get("batch_mode", False)),
+        "clients": result.attrs.get("clients"),  # concurrent clients (-c<N>), None for the other modes
         "library_version": env.get("library_version", ""),
         "cpu_model": env.get("cpu_model", ""),
         "environment": env,
@@ -155,8 +156,9 @@ def _measure(path: Path, count: int, truth: Callable[[], np.ndarray]) -> dict:
 def results_table(results_dir: Path | str, dataset_name: str, count: int, batch: bool | None = None,
                   data_dir: Path | str = "data",
                   true_distances: np.ndarray | Callable[[], np.ndarray] | None = None,
-                  progress: bool = False) -> ResultsTable:
-    """Every result of dataset/k (and mode), with metrics for the ok ones.
+                  progress: bool = False, clients: bool = False) -> ResultsTable:
+    """Every result of dataset/k (and mode), with metrics for the ok ones; with clients, the
+    concurrent clients' results (-c<N>) instead of the others.
 
     The dataset's true distances are loaded only when some result is not in the cache;
     `true_distances` (an array, or a function returning one) stands in for the dataset file.
@@ -179,7 +181,7 @@ def results_table(results_dir: Path | str, dataset_name: str, count: int, batch:
                 loaded.append(np.asarray(true_distances))
         return loaded[0]
 
-    paths = list(iter_result_paths(results_dir, dataset_name, count, batch))
+    paths = list(iter_result_paths(results_dir, dataset_name, count, batch, clients))
     fresh: dict[str, dict] = {}
     missing = []
     for path in paths:
@@ -241,9 +243,9 @@ def _progress(paths: list[Path], label: str, enabled: bool):
 def metrics_for_results(results_dir: Path | str, dataset_name: str, count: int,
                         batch: bool | None = None, data_dir: Path | str = "data",
                         true_distances: np.ndarray | Callable[[], np.ndarray] | None = None,
-                        ) -> list[dict]:
+                        clients: bool = False) -> list[dict]:
     """One row per ok result of dataset/k (and mode): who made it, its path, every metric.
 
     Files that cannot be read are left out with a warning each (results_table lists them).
     """
-    return results_table(results_dir, dataset_name, count, batch, data_dir, true_distances).rows
+    return results_table(results_dir, dataset_name, count, batch, data_dir, true_distances, clients=clients).rows

@@ -50,7 +50,8 @@ def dataset_name(name: str, data_dir: Path | str, results_dir: Path | str) -> st
 
 def result_groups(results_dir: Path | str) -> list[tuple[str, int, list[bool]]]:
     """(dataset, k, modes) for every results/<dataset>/<k>/ that holds result files, sorted;
-    modes lists False (single queries) and/or True (batch), as their directories exist."""
+    modes lists False (single queries) and/or True (batch), as their directories exist (none
+    where there are only concurrent clients' results, -c<N>)."""
     groups = []
     root = Path(results_dir)
     if not root.is_dir():
@@ -60,7 +61,7 @@ def result_groups(results_dir: Path | str) -> list[tuple[str, int, list[bool]]]:
         for count in counts:
             modes = [batch for batch in (False, True)
                      if next(iter_result_paths(root, dataset_dir.name, count, batch), None) is not None]
-            if modes:
+            if modes or next(iter_result_paths(root, dataset_dir.name, count, clients=True), None) is not None:
                 groups.append((dataset_dir.name, count, modes))
     return groups
 

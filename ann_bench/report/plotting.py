@@ -1,7 +1,8 @@
 """Recall vs QPS plots (any two metrics from the table), one Pareto frontier per algorithm.
 
 `python plot.py --dataset glove-100-angular` writes results/glove-100-angular.png;
-`python plot.py --all` draws every dataset, k and mode in results/.
+`python plot.py --all` draws every dataset, k and mode in results/ (and each concurrent clients' figure,
+concurrency.py, beside them).
 
 Default output: <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].<png|svg|pdf>, where
 -k<count> appears only when count is not 10 and -<x>-vs-<y> only when the axes are not the
@@ -19,13 +20,16 @@ import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 from .. import log as logsetup
 from ..atomic import write_atomically
 from ..errors import UserError, report
+from ..results.files import iter_result_paths
 from ..usage import Formatter
+from . import concurrency
 from .cache import metrics_for_results
 from .common import (
     DEFAULT_COUNT,
@@ -36,7 +40,9 @@ from .common import (
     no_results_message,
     positive_int,
     result_groups,
+    run_command,
 )
+from .concurrency import DEFAULT_RECALL, clients_points, plot_clients
 from .metrics import METRICS
 from .pareto import pareto_frontier
 from .styles import algorithm_style
@@ -254,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--errorbars", action="store_true",
                    help="show the spread of QPS over the timed passes, from the slowest pass to the fastest")
     p.add_argument("--batch", action="store_true", help="plot batch-mode results")
+    p.add_argument("--clients", action="store_true",
+                   help="plot the concurrent clients' results (run.py --clients): QPS vs clients at a fixed recall "
+                        "and p99 latency vs clients, to <results>/<dataset>[-k<count>]-clients.<format>")
+    p.add_argument("--recall", type=float, default=DEFAULT_RECALL, metavar="R",
+                   help="with --clients: the k-nn recall each algorithm's fastest result must reach")
     p.add_argument("--format", choices=FORMATS, default="png",
                    help="image format of the default output; -o FILE follows FILE's suffix")
     p.add_argument("--paper", action="store_true",
@@ -265,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _plot_one(args: argparse.Namespace, dataset: str, count: int, batch: bool, output: Path | None) -> str:
+def _plot_one(args: argparse.Namespace, dataset: str, count: int, output: Path | None, batch: bool) -> str:
     """Draw one dataset/k/mode; the line to print. Raises UserError where there is nothing to draw."""
     rows = metrics_for_results(args.results, dataset, count, batch=batch, data_dir=args.data_dir)
     if not rows:
@@ -279,6 +290,19 @@ def _plot_one(args: argparse.Namespace, dataset: str, count: int, batch: bool, o
     return f"wrote {output} ({len(rows)} results, {n_algorithms} algorithms)"
 
 
+def _plot_clients(args: argparse.Namespace, dataset: str, count: int, output: Path | None) -> str:
+    """Draw the concurrent clients' figure of one dataset/k; the line to print."""
+    rows = metrics_for_results(args.results, dataset, count, data_dir=args.data_dir, clients=True)
+    points = clients_points(rows, args.recall)
+    if not points:
+        raise UserError(f"no concurrent clients' result of {dataset} (k={count}) in {args.results}/ reaches recall "
+                        f"{args.recall:g}; make some with: {run_command(dataset, count, False, args.results)} "
+                        f"--clients 1,2 (or lower --recall)")
+    output = output or concurrency.default_output(args.results, dataset, count, args.format)
+    plot_clients(points, output, f"{dataset}: k={count}, concurrent clients", args.recall)
+    return f"wrote {output} ({len(points)} points, {len({p.algorithm for p in points})} algorithms)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -288,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.all:
             dataset = dataset_name(args.dataset, args.data_dir, args.results)
-            print(_plot_one(args, dataset, args.count, args.batch, args.output))
+            plot = _plot_clients if args.clients else partial(_plot_one, batch=args.batch)
+            print(plot(args, dataset, args.count, output=args.output))
             return 0
         groups = result_groups(args.results)
         if not groups:
@@ -297,9 +322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for dataset, count, modes in groups:
             for batch in modes:
                 try:
-                    print(_plot_one(args, dataset, count, batch, None))
+                    print(_plot_one(args, dataset, count, None, batch))
                     drawn += 1
                 except UserError as e:  # one dataset without ok results or data does not stop the rest
+                    log.warning("%s", e)
+            if next(iter_result_paths(args.results, dataset, count, clients=True), None) is not None:
+                try:
+                    print(_plot_clients(args, dataset, count, None))
+                except UserError as e:
                     log.warning("%s", e)
         if not drawn:
             raise UserError(f"nothing to plot in {args.results}/: every dataset has only failed results")

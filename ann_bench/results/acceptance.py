@@ -27,6 +27,8 @@ from .files import STATUS_OK, RunResult, attr_value, read_open
 
 # Attributes that must say what the host asked for.
 MUST_MATCH = ("algo", "dataset", "count", "batch_mode", "build_args", "query_args")
+# What only a concurrent clients' result (-c<N>) says: never a worker's extra figure in another mode.
+CONCURRENT = ("clients", "duration")
 # Figures every result has: finite numbers, with the lower bound each can have.
 FIGURES = {"build_time": 0.0, "best_search_time": 0.0, "candidates": 0.0, "index_size": -math.inf,
            "library_seconds": 0.0}
@@ -164,7 +166,8 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
     k, n_test = int(expected["count"]), reference.n_test
     found = _parse(_read_bytes(path, size_bound(n_test, k, runs), root), path.name)
     attrs = found.attrs
-    for key in MUST_MATCH:
+    # A concurrent clients' result (-c<N>) must also name the clients and duration asked for.
+    for key in MUST_MATCH + tuple(key for key in CONCURRENT if key in expected):
         if attrs.get(key) != attr_value(expected[key]):
             raise Rejected(f"attribute {key} is {str(attrs.get(key))[:80]!r}, not {str(attr_value(expected[key]))!r}")
     if attrs.get("status") != STATUS_OK:
@@ -189,7 +192,7 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
         worker_environment = dict(found.environment)
     except (ValueError, TypeError):
         worker_environment = {}
-    known = set(expected) | set(FIGURES) | {"status", "distance", "format_version"}
+    known = set(expected) | set(FIGURES) | set(CONCURRENT) | {"status", "distance", "format_version"}
     out = dict(_extra_attributes(attrs, known), **expected, **figures)
     out.update(status=STATUS_OK, distance=reference.distance,
                environment=dict(worker_environment, **expected["environment"]))

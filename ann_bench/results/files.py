@@ -1,6 +1,7 @@
 """Result files: one HDF5 file per (dataset, k, algorithm, build args, query args).
 
-Layout: results/<dataset>/<k>/<algorithm>[-batch]/<params>.hdf5, with the ann-benchmarks
+Layout: results/<dataset>/<k>/<algorithm>[-batch|-c<N>]/<params>.hdf5 (-c<N>: N concurrent
+clients, run.py --clients), with the ann-benchmarks
 attributes and datasets (so their plotting code reads ours) plus what ann-bench adds:
 every run's times, the environment, the arguments as JSON, and a status. A file is
 written under a temporary name and renamed, so a file on disk is always whole, and it is
@@ -62,12 +63,35 @@ def params_name(build_args: Any, query_args: Any) -> str:
     return f"{readable}-{digest}"
 
 
-def result_dir(results_dir: Path | str, dataset: str, count: int, algorithm: str, batch: bool) -> Path:
-    return Path(results_dir) / dataset / str(count) / (algorithm + ("-batch" if batch else ""))
+def mode_suffix(batch: bool, clients: int | None = None) -> str:
+    """What a result directory's name adds to the algorithm's: "-batch", "-c<N>" or nothing."""
+    if clients is not None:
+        return f"-c{clients}"
+    return "-batch" if batch else ""
 
 
-def result_path(results_dir, dataset, count, algorithm, batch, build_args, query_args) -> Path:
-    return result_dir(results_dir, dataset, count, algorithm, batch) / (
+_CLIENTS_SUFFIX = re.compile(r"-c([0-9]+)$")
+
+
+def clients_of(directory_name: str) -> int | None:
+    """N of a result directory "<algorithm>-c<N>", None for the other modes."""
+    found = _CLIENTS_SUFFIX.search(directory_name)
+    return int(found.group(1)) if found else None
+
+
+def algorithm_of(directory_name: str) -> str:
+    """The algorithm a result directory is named after, without its mode's suffix."""
+    return _CLIENTS_SUFFIX.sub("", directory_name).removesuffix("-batch")
+
+
+def result_dir(results_dir: Path | str, dataset: str, count: int, algorithm: str, batch: bool,
+               clients: int | None = None) -> Path:
+    return Path(results_dir) / dataset / str(count) / (algorithm + mode_suffix(batch, clients))
+
+
+def result_path(results_dir, dataset, count, algorithm, batch, build_args, query_args,
+                clients: int | None = None) -> Path:
+    return result_dir(results_dir, dataset, count, algorithm, batch, clients) / (
         params_name(build_args, query_args) + ".hdf5"
     )
 
@@ -170,8 +194,9 @@ def is_result_file(path: Path) -> bool:
 
 
 def iter_result_paths(results_dir, dataset: str | None = None, count: int | None = None,
-                      batch: bool | None = None) -> Iterator[Path]:
-    """Every result file under results_dir, optionally only one dataset, k and mode."""
+                      batch: bool | None = None, clients: bool = False) -> Iterator[Path]:
+    """Every result file under results_dir, optionally only one dataset, k and mode; the
+    concurrent clients' results (-c<N>) only with clients=True, and then only they."""
     root = Path(results_dir)
     if dataset is not None:
         root = root / dataset
@@ -182,14 +207,16 @@ def iter_result_paths(results_dir, dataset: str | None = None, count: int | None
     for path in sorted(root.rglob("*.hdf5")):
         if not is_result_file(path):
             continue
+        if (clients_of(path.parent.name) is not None) != clients:
+            continue
         if batch is not None and path.parent.name.endswith("-batch") != batch:
             continue
         yield path
 
 
 def load_results(results_dir, dataset: str, count: int, batch: bool | None = None,
-                 arrays: bool = True, include_failed: bool = False) -> Iterator[RunResult]:
-    for path in iter_result_paths(results_dir, dataset, count, batch):
+                 arrays: bool = True, include_failed: bool = False, clients: bool = False) -> Iterator[RunResult]:
+    for path in iter_result_paths(results_dir, dataset, count, batch, clients):
         result = read_result(path, arrays=arrays)
         if include_failed or result.ok:
             yield result

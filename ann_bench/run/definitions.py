@@ -50,6 +50,7 @@ from ..algorithms.folders import NAME as LIBRARY_NAME
 from ..algorithms.folders import LibraryFolder, library_names
 from ..errors import ConfigError, UnknownNameError, UserError
 from ..paths import ALGORITHMS_DIR, DEFAULT_DEFINITIONS
+from ..results.files import algorithm_of
 from .effort import check_effort, in_effort_order
 
 DEFAULT_FILE = DEFAULT_DEFINITIONS
@@ -459,9 +460,10 @@ def load_algorithms(path: Path | str = DEFAULT_FILE, libraries: Path = ALGORITHM
         if not isinstance(name, str):
             # YAML reads unquoted on/off/yes/no as booleans, numbers as numbers.
             raise ConfigError(f"{path}: algorithm name {name!r} must be a string; quote it")
-        if not _NAME.fullmatch(name) or name.endswith("-batch"):
+        if not _NAME.fullmatch(name) or algorithm_of(name) != name:  # a mode's suffix would be read as one
             raise ConfigError(f"{path}: algorithm '{name}': a name may hold only letters, digits, '.', '_' and "
-                              f"'-', must start with a letter or digit and must not end with '-batch'; rename it")
+                              f"'-', must start with a letter or digit and must not end with '-batch' or "
+                              f"'-c<number>'; rename it")
     entries = {name: _parse_entry(path, name, raw, libraries) for name, raw in data["algorithms"].items()}
     _check_libraries_agree(path, entries)
     return entries

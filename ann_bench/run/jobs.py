@@ -36,6 +36,8 @@ class Settings:
     exhaustive: bool = False  # every set of an effort-ordered definition, none skipped (grading.py)
     max_definitions: int | None = None
     environment: dict = field(default_factory=dict)
+    clients: int | None = None  # concurrent clients (run/clients.py); None: one query at a time
+    duration: float | None = None  # seconds each burst of the clients lasts at least
 
 
 @dataclass
@@ -51,7 +53,8 @@ class Task:
         """The job of this task, as the host sees it: the whole dataset, the results tree."""
         return Job(definition=self.definition, dataset=settings.dataset, dataset_path=str(settings.dataset_path),
                    results_dir=str(settings.results_dir), count=settings.count, batch=settings.batch,
-                   runs=settings.runs, query_args=list(self.pending), environment=dict(settings.environment))
+                   runs=settings.runs, query_args=list(self.pending), environment=dict(settings.environment),
+                   clients=settings.clients, duration=settings.duration)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Job:
     runs: int
     query_args: list
     environment: dict
+    clients: int | None = None
+    duration: float | None = None
 
     def to_json(self) -> str:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -83,7 +88,8 @@ class Job:
 
     def result_path(self, query_args: Any) -> Path:
         d = self.definition
-        return result_path(self.results_dir, self.dataset, self.count, d.algorithm, self.batch, d.args, query_args)
+        return result_path(self.results_dir, self.dataset, self.count, d.algorithm, self.batch, d.args, query_args,
+                           self.clients)
 
 
 def _format_args(args: Any) -> str:
@@ -100,7 +106,8 @@ def display_name(definition: Definition, query_args: Any) -> str:
 
 def base_attrs(job: Job, algo_name: str, query_args: Any) -> dict:
     d = job.definition
-    return {
+    concurrent = {"clients": job.clients, "duration": job.duration} if job.clients else {}
+    return concurrent | {
         "name": algo_name,
         "algo": d.algorithm,
         "dataset": job.dataset,

@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..results.files import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED, params_name, result_dir, result_path, status_of
+from ..results.files import (
+    STATUS_FAILED,
+    STATUS_OK,
+    STATUS_SKIPPED,
+    mode_suffix,
+    params_name,
+    result_dir,
+    result_path,
+    status_of,
+)
 from .definitions import Definition
 from .disk import check_directory_name
 from .jobs import Settings, Task
@@ -63,15 +72,17 @@ def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
     planned_paths: set[Path] = set()
     checked: set[Path] = set()
     for d in definitions:
-        directory = result_dir(settings.results_dir, settings.dataset, settings.count, d.algorithm, settings.batch)
+        suffix = mode_suffix(settings.batch, settings.clients)
+        directory = result_dir(settings.results_dir, settings.dataset, settings.count, d.algorithm, settings.batch,
+                               settings.clients)
         if directory not in checked:  # before anything looks there: a name too long is a traceback later
             check_directory_name(directory, {settings.dataset: "the dataset name",
-                                             directory.name: f"the algorithm name{' (with -batch)' * settings.batch}"})
+                                             directory.name: f"the algorithm name{f' (with {suffix})' * bool(suffix)}"})
             checked.add(directory)
         pending, paths, done, failed, skipped_effort = [], [], 0, 0, 0
         for query_args in d.query_args:
             path = result_path(settings.results_dir, settings.dataset, settings.count, d.algorithm,
-                               settings.batch, d.args, query_args)
+                               settings.batch, d.args, query_args, settings.clients)
             if path in planned_paths:
                 continue  # named twice (--algorithm X --algorithm X): one file, planned once
             planned_paths.add(path)
@@ -103,15 +114,18 @@ def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
     return Plan(tasks, skipped, [p for p in overview if p.to_run or p.done or p.failed or p.skipped])
 
 
-def cpu_slots(parallelism: int, batch: bool) -> list[list[int]]:
-    """Disjoint core sets, one per worker: one core each for single queries, a share for batch."""
+def cpu_slots(parallelism: int, batch: bool, clients: int | None = None) -> list[list[int]]:
+    """Disjoint core sets, one per worker: one core each for single queries, a share for batch,
+    a core per client for concurrent clients (as many as its share of the cores holds)."""
     cores = sorted(os.sched_getaffinity(0))
     if parallelism < 1 or parallelism > len(cores):
         raise UserError(f"--parallelism {parallelism} is not possible with {len(cores)} usable cores; "
                         f"give a number from 1 to {len(cores)}")
-    if not batch:
+    if not batch and not clients:
         return [[c] for c in cores[:parallelism]]
     share = len(cores) // parallelism
+    if clients:
+        share = min(share, clients)
     return [cores[i * share:(i + 1) * share] for i in range(parallelism)]
 
 

@@ -32,7 +32,7 @@ from ..algorithms import declared
 from ..algorithms.base import BaseANN
 from ..datasets.hdf5 import Dataset
 from ..results.files import STATUS_OK, RunResult, canonical_json, write_result
-from . import environment, grading, messages
+from . import clients, environment, grading, messages
 from .definitions import Definition
 from .filtering import FilterUnsupported, filtered_queries, give_labels
 from .inputs import load_inputs
@@ -200,6 +200,10 @@ def run_query_set(algo: BaseANN, data: Dataset, job: Job, query_args: Any) -> di
         if job.batch:
             total, run_answers = time_batch(algo, handout(data.test), k)
             per_query = np.full(n, total / n)
+        elif job.clients:
+            burst = clients.run_burst(algo, rows, k, job.clients, job.duration, time_single)
+            # Wall time per query answered, as the time of one pass: 1 / best_search_time is the aggregate QPS.
+            total, per_query, run_answers = burst.wall_ns * n // burst.answered, burst.times_ns, burst.answers
         else:
             times, run_answers = time_single(query, rows, k)
             total, per_query = sum(times), np.asarray(times, dtype=np.float64)

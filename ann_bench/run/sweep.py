@@ -83,7 +83,7 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
              progress: bool = True) -> list[Record]:
     """Run every task, settings.parallelism at a time, each on its own cores."""
     slots: Queue = Queue()
-    for cpus in cpu_slots(settings.parallelism, settings.batch):
+    for cpus in cpu_slots(settings.parallelism, settings.batch, settings.clients):
         slots.put(cpus)
     records = list(plan.records)
     lock = threading.Lock()

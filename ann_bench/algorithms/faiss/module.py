@@ -79,6 +79,7 @@ class _Faiss(BaseANN):
     point_types = ("float",)
     supports_batch = True
     package = "faiss-cpu"
+    clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
 
     def __init__(self, metric: str):
         super().__init__()

@@ -25,6 +25,7 @@ class HnswLib(BaseANN):
     supports_batch = True
     supports_filter = True
     package = "hnswlib"
+    clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
 
     def __init__(self, metric: str, M: int, efConstruction: int):
         super().__init__()

