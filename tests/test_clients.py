@@ -214,7 +214,8 @@ def check_sweep(results, data_dir, algorithms: tuple[str, ...], counts: tuple[in
 
 def test_a_local_sweep_with_clients_writes_each_mode_and_plots_it(tmp_path, data_dir, xs_angular):
     results = tmp_path / "results"
-    run = subprocess.run([sys.executable, str(REPO / "run.py"), "--local", "--quick", "--runs", "2",
+    # --exhaustive: every point of the quick grid is a result to check, even past recall 1.0.
+    run = subprocess.run([sys.executable, str(REPO / "run.py"), "--local", "--quick", "--exhaustive", "--runs", "2",
                           "--algorithm", "hnswlib", "--dataset", DATASET, "--data-dir", str(data_dir),
                           "--results", str(results), "--clients", "1,2", "--no-progress"],
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
@@ -248,7 +249,7 @@ def test_a_docker_sweep_with_clients(engine, tmp_path, data_dir, xs_angular):  #
     assert all(r.ok for r in built), images.format_table(built)
     results = tmp_path / "results"
     code = cli.main(["--dataset", DATASET, "--data-dir", str(data_dir), "--results", str(results), "--quick",
-                     "--runs", "1", "--clients", "2", "--no-progress",
+                     "--exhaustive", "--runs", "1", "--clients", "2", "--no-progress",
                      *(f"--algorithm={a}" for a in DOCKER_ALGORITHMS)])
     assert code == 0
     check_sweep(results, data_dir, DOCKER_ALGORITHMS, (2,))
