@@ -35,6 +35,7 @@ class Settings:
     retry_failed: bool = False
     max_definitions: int | None = None
     environment: dict = field(default_factory=dict)
+    repeats: int = 1  # builds of each definition (--repeat)
 
 
 @dataclass
@@ -45,12 +46,14 @@ class Task:
     pending: list
     paths: list[Path]
     log_path: Path
+    repeat: int = 1  # which build of the definition, from 1 (see results/files.py)
 
     def job(self, settings: Settings) -> "Job":
         """The job of this task, as the host sees it: the whole dataset, the results tree."""
         return Job(definition=self.definition, dataset=settings.dataset, dataset_path=str(settings.dataset_path),
                    results_dir=str(settings.results_dir), count=settings.count, batch=settings.batch,
-                   runs=settings.runs, query_args=list(self.pending), environment=dict(settings.environment))
+                   runs=settings.runs, query_args=list(self.pending), environment=dict(settings.environment),
+                   repeat=self.repeat)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Job:
     runs: int
     query_args: list
     environment: dict
+    repeat: int = 1
 
     def to_json(self) -> str:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -82,7 +86,8 @@ class Job:
 
     def result_path(self, query_args: Any) -> Path:
         d = self.definition
-        return result_path(self.results_dir, self.dataset, self.count, d.algorithm, self.batch, d.args, query_args)
+        return result_path(self.results_dir, self.dataset, self.count, d.algorithm, self.batch, d.args, query_args,
+                           self.repeat)
 
 
 def _format_args(args: Any) -> str:
@@ -111,6 +116,7 @@ def base_attrs(job: Job, algo_name: str, query_args: Any) -> dict:
         "base_args": list(d.base_args),
         "query_args": query_args,
         "environment": job.environment,
+        "repeat": job.repeat,
     }
 
 
