@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give the library all queries at once (its native batch search where it has one)")
     p.add_argument("--runs", type=positive_int, default=5, metavar="N",
                    help="timed passes per query-argument set; the best gives QPS, all are kept")
+    p.add_argument("--repeat", type=positive_int, default=1, metavar="R",
+                   help="build each index R times (a new seed each where the library takes one); the export "
+                        "and the site show the spread of build time, recall and QPS across the builds")
     p.add_argument("--timeout", type=float, default=7200.0, metavar="S",
                    help="seconds one definition (its build and all its queries) may take")
     p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
@@ -161,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(
         dataset=name, dataset_path=path.resolve(), results_dir=args.results.resolve(), count=args.count,
         batch=args.batch, runs=args.runs, timeout=args.timeout, parallelism=args.parallelism,
-        force=args.force, retry_failed=args.retry_failed, max_definitions=args.max_n_algorithms,
+        force=args.force, retry_failed=args.retry_failed, max_definitions=args.max_n_algorithms, repeats=args.repeat,
         environment={"harness_revision": environment.harness_revision(),
                      "harness_digest": environment.harness_digest(), "executor": executor.name},
     )

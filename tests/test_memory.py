@@ -4,6 +4,7 @@ the worker's VmHWM locally, the container's cgroup in Docker; the figure grows w
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,11 @@ import pytest
 from ann_bench import cli
 from ann_bench.datasets.hdf5 import write_dataset
 from ann_bench.report.metrics import compute_metrics
+from ann_bench.results.acceptance import Rejected
 from ann_bench.results.files import iter_result_paths, read_result
 from ann_bench.run.memory import PeakMemory
 
+from .test_acceptance import alter, check, written  # noqa: F401 (a fixture)
 from .test_docker import built, definitions_file, engine  # noqa: F401 (fixtures)
 
 SIZES = {"small": 2_000, "large": 120_000}
@@ -27,8 +30,9 @@ def datasets_by_size(tmp_path_factory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("memory-data")
     rng = np.random.default_rng(5)
     test = rng.standard_normal((50, DIMENSION), dtype=np.float32)
-    return {name: write_dataset(directory / f"memory-{name}.hdf5", rng.standard_normal((n, DIMENSION), dtype=np.float32),
-                                test, "euclidean", count=10, progress=False)
+    return {name: write_dataset(directory / f"memory-{name}.hdf5",
+                                rng.standard_normal((n, DIMENSION), dtype=np.float32), test, "euclidean", count=10,
+                                progress=False)
             for name, n in SIZES.items()}
 
 
@@ -96,3 +100,26 @@ def test_peak_memory_grows_with_the_data_in_docker(built, tmp_path, datasets_by_
                                                    query_args):
     definitions = definitions_file(tmp_path, name, args, query_args)
     assert_grows(run(tmp_path, datasets_by_size, definitions), "cgroup")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.attrs.__delitem__("peak_build_mb"), "attribute peak_build_mb is 'None'"),
+    (lambda f: f.attrs.__setitem__("peak_query_mb", -1.0), "attribute peak_query_mb is '-1.0'"),
+    (lambda f: f.attrs.__setitem__("peak_query_mb", 1e12), "and < "),  # more than the machine has
+    (lambda f: f.attrs.__setitem__("peak_build_mb", float("inf")), "attribute peak_build_mb"),
+    (lambda f: f.attrs.__setitem__("ondisk_mb", float("nan")), "attribute ondisk_mb"),
+    (lambda f: f.attrs.__setitem__("memory_measure", "trust me"), "attribute memory_measure is 'trust me'"),
+])
+def test_the_host_bounds_the_memory_figures(written, change, message):  # noqa: F811
+    job, path = written
+    accepted = check(job, path)
+    assert accepted.attrs["peak_build_mb"] > 0 and accepted.attrs["memory_measure"] == "vmhwm"
+    alter(path, change)
+    with pytest.raises(Rejected, match=re.escape(message)):
+        check(job, path)
+
+
+def test_an_on_disk_size_is_kept(written):  # noqa: F811
+    job, path = written
+    alter(path, lambda f: f.attrs.__setitem__("ondisk_mb", 12.5))
+    assert check(job, path).attrs["ondisk_mb"] == 12.5

@@ -1,9 +1,10 @@
 """Every result of a dataset as a table: `python -m ann_bench.report.export --dataset NAME --output F.csv`.
 
 One row per run: dataset, k, algorithm, name, build_args, query_args, batch, every metric
-in METRICS order, library_version, cpu_model, executor (docker or local: where it ran, so a tree
-with both is told apart; empty for a file from a harness that did not record it) and the result
-file's path.
+in METRICS order, the spread across builds where the run was built more than once (`run.py
+--repeat`: repeats.COLUMNS, empty otherwise), library_version, cpu_model, executor (docker or
+local: where it ran, so a tree with both is told apart; empty for a file from a harness that did
+not record it) and the result file's path.
 
 CSV: arguments are JSON strings; a metric that has no value (nan) is an empty cell, infinity
 is "inf". JSON: a list of row objects, arguments as JSON values, nan and infinity as null
@@ -25,7 +26,8 @@ from .. import log as logsetup
 from ..atomic import write_atomically
 from ..errors import UserError, report
 from ..results.files import canonical_json
-from .cache import metrics_for_results
+from . import repeats
+from .cache import dataset_distances, metrics_for_results
 from .common import (
     DEFAULT_COUNT,
     add_common_arguments,
@@ -39,6 +41,7 @@ from .metrics import METRICS
 COLUMNS = (
     ["dataset", "k", "algorithm", "name", "build_args", "query_args", "batch"]
     + list(METRICS)
+    + repeats.COLUMNS
     + ["library_version", "cpu_model", "executor", "path"]
 )
 FORMATS = (".csv", ".json")
@@ -47,8 +50,19 @@ FORMATS = (".csv", ".json")
 def export_rows(results_dir: Path | str, dataset: str, count: int, batch: bool | None = False,
                 data_dir: Path | str = "data", true_distances=None) -> list[dict]:
     """The rows of the table, values as Python objects, keys in COLUMNS order."""
-    return table_rows(metrics_for_results(results_dir, dataset, count, batch=batch, data_dir=data_dir,
-                                          true_distances=true_distances), dataset, count)
+    rows = metrics_for_results(results_dir, dataset, count, batch=batch, data_dir=data_dir,
+                               true_distances=true_distances)
+    loaded: list = []
+
+    def truth():
+        if not loaded:
+            if true_distances is None:
+                loaded.append(dataset_distances(dataset, data_dir))
+            else:
+                loaded.append(true_distances() if callable(true_distances) else true_distances)
+        return loaded[0]
+
+    return table_rows([dict(row, **repeats.spread(row, truth, count)) for row in rows], dataset, count)
 
 
 def table_rows(metric_rows: list[dict], dataset: str, count: int) -> list[dict]:

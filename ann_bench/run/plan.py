@@ -1,7 +1,8 @@
 """Plan a sweep: what is done, what failed before, what is left, and the cores each worker gets.
 
 The unit of work is a definition: one index build and every pending query-argument set
-against it; with --repeat R, each definition is R tasks, one per build. Finished results are skipped, so an interrupted sweep resumes where it stopped.
+against it; with --repeat R, each definition is R tasks, one per build. Finished results are
+skipped, so an interrupted sweep resumes where it stopped.
 """
 
 from __future__ import annotations
