@@ -52,17 +52,13 @@ def export_rows(results_dir: Path | str, dataset: str, count: int, batch: bool |
     """The rows of the table, values as Python objects, keys in COLUMNS order."""
     rows = metrics_for_results(results_dir, dataset, count, batch=batch, data_dir=data_dir,
                                true_distances=true_distances)
-    loaded: list = []
 
     def truth():
-        if not loaded:
-            if true_distances is None:
-                loaded.append(dataset_distances(dataset, data_dir))
-            else:
-                loaded.append(true_distances() if callable(true_distances) else true_distances)
-        return loaded[0]
+        if true_distances is None:
+            return dataset_distances(dataset, data_dir)
+        return true_distances() if callable(true_distances) else true_distances
 
-    return table_rows([dict(row, **repeats.spread(row, truth, count)) for row in rows], dataset, count)
+    return table_rows(repeats.with_spread(rows, truth, count), dataset, count)
 
 
 def table_rows(metric_rows: list[dict], dataset: str, count: int) -> list[dict]:

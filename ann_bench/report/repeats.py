@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -19,9 +19,11 @@ from ..results.files import read_result, repeat_paths
 from .metrics import compute_metrics
 
 SPREAD_METRICS = ("build", "k-nn", "qps")
+TITLES = {"build": "build time (s)", "k-nn": "recall", "qps": "QPS"}
 STATISTICS = ("mean", "min", "max", "cv")
 FLAG_SPREAD = 0.10
-COLUMNS = ["repeats"] + [f"{m}-{s}" for m in SPREAD_METRICS for s in STATISTICS] + ["spread-over-10pct"]
+FLAGS = "repeat-over-10pct"
+COLUMNS = ["repeats"] + [f"repeat-{m}-{s}" for m in SPREAD_METRICS for s in STATISTICS] + [FLAGS]
 
 
 def statistics(values: list[float]) -> dict[str, float]:
@@ -54,8 +56,21 @@ def spread(row: dict, truth: Callable[[], np.ndarray], count: int) -> dict:
     over = []
     for name, series in values.items():
         stats = statistics(series)
-        out.update({f"{name}-{s}": stats[s] for s in STATISTICS})
+        out.update({f"repeat-{name}-{s}": stats[s] for s in STATISTICS})
         if flagged(stats):
             over.append(name)
-    out["spread-over-10pct"] = " ".join(over)
+    out[FLAGS] = " ".join(over)
     return out
+
+
+def with_spread(rows: Iterable[dict], truth: Callable[[], np.ndarray], count: int) -> list[dict]:
+    """The rows with their spread columns; `truth` (the dataset's true distances) is called once,
+    and only where some row has repeats."""
+    loaded: list[np.ndarray] = []
+
+    def once() -> np.ndarray:
+        if not loaded:
+            loaded.append(np.asarray(truth()))
+        return loaded[0]
+
+    return [dict(row, **spread(row, once, count)) for row in rows]

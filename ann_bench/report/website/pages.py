@@ -25,6 +25,7 @@ from ...results.files import canonical_json
 from ...run.definitions import AlgorithmEntry, load_algorithms
 from ..common import mode_label
 from ..export import render, table_rows
+from ..repeats import SPREAD_METRICS, TITLES
 from ..tables import RECALL_TARGETS, pass_spread, qps_at_recall, unsettled
 from . import charts
 from .logs import log_tail, worker_log
@@ -177,7 +178,7 @@ class Site:
             self._write(group.csv, render(table_rows(group.rows, group.dataset, group.count), ".csv"))
         self._page(group.page, "dataset.html", title=group.title, group=group, modes=modes,
                    targets=RECALL_TARGETS, failures=failure_table(group.failures, group.unreadable),
-                   environment=group.environments(), env_columns=ENVIRONMENT_KEYS,
+                   environment=group.environments(), env_columns=ENVIRONMENT_KEYS, spread_columns=[(m, TITLES[m]) for m in SPREAD_METRICS],
                    csv=group.csv.removeprefix("datasets/") if group.rows else "")
 
     def algorithm(self, name: str, groups: list[Group]) -> None:
