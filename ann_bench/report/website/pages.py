@@ -178,7 +178,8 @@ class Site:
             self._write(group.csv, render(table_rows(group.rows, group.dataset, group.count), ".csv"))
         self._page(group.page, "dataset.html", title=group.title, group=group, modes=modes,
                    targets=RECALL_TARGETS, failures=failure_table(group.failures, group.unreadable),
-                   environment=group.environments(), env_columns=ENVIRONMENT_KEYS, spread_columns=[(m, TITLES[m]) for m in SPREAD_METRICS],
+                   environment=group.environments(), env_columns=ENVIRONMENT_KEYS,
+                   spread_columns=[(m, TITLES[m]) for m in SPREAD_METRICS],
                    csv=group.csv.removeprefix("datasets/") if group.rows else "")
 
     def algorithm(self, name: str, groups: list[Group]) -> None:
