@@ -106,3 +106,10 @@ def test_the_site_shows_the_spread_across_builds(tmp_path, data_dir, hnswlib_rep
     assert '<td class="num">3</td>' in line
     [row] = list(csv.DictReader((site / "datasets" / f"{DATASET}-k10.csv").open()))
     assert row["repeats"] == "3"
+
+
+def test_a_dry_run_counts_every_build(tmp_path, data_dir, xs_angular, capsys):
+    definitions = definitions_file(tmp_path, "hnswlib", {"M": 4, "efConstruction": 10}, {"ef": [10, 20]})
+    assert sweep(tmp_path, data_dir, definitions, "--repeat", "3", "--dry-run") == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("hnswlib ")]
+    assert line.split()[1:5] == ["3", "6", "0", "0"]  # builds, results to run, done, failed
