@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "instead of one pass of the test set")
     p.add_argument("--runs", type=positive_int, default=5, metavar="N",
                    help="timed passes per query-argument set; the best gives QPS, all are kept")
+    p.add_argument("--repeat", type=positive_int, default=1, metavar="R",
+                   help="build each index R times (a new seed each where the library takes one); the export "
+                        "and the site show the spread of build time, recall and QPS across the builds")
     p.add_argument("--timeout", type=float, default=7200.0, metavar="S",
                    help="seconds one definition (its build and all its queries) may take")
     p.add_argument("--parallelism", type=positive_int, default=1, metavar="N",
@@ -198,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=name, dataset_path=path.resolve(), results_dir=args.results.resolve(), count=args.count,
         batch=args.batch, runs=args.runs, timeout=args.timeout, parallelism=args.parallelism,
         force=args.force, retry_failed=args.retry_failed, exhaustive=args.exhaustive,
-        max_definitions=args.max_n_algorithms, duration=args.duration,
+        max_definitions=args.max_n_algorithms, duration=args.duration, repeats=args.repeat,
         environment={"harness_revision": environment.harness_revision(),
                      "harness_digest": environment.harness_digest(), "executor": executor.name},
     )

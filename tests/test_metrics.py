@@ -109,7 +109,8 @@ def test_qps_and_latency_percentiles():
 
 def test_attribute_metrics():
     result = run([[1.0]] * 100, best_search_time=0.002, build_time=12.5, index_size=1000.0,
-                 candidates=7.0, dist_comps=6000, run_count=2)
+                 candidates=7.0, dist_comps=6000, run_count=2, peak_build_mb=80.5, peak_query_mb=60.25,
+                 ondisk_mb=3.5)
     result.times = np.full(100, 0.002)
     got = compute_metrics(np.ones((100, 1)), result, 1)
     assert got["build"] == 12.5
@@ -117,14 +118,17 @@ def test_attribute_metrics():
     assert got["queriessize"] == pytest.approx(1000.0 / 500.0)
     assert got["candidates"] == 7.0
     assert got["distcomps"] == 6000  # wrappers report it per query already
+    assert (got["peak_build_mb"], got["peak_query_mb"], got["ondisk_mb"]) == (80.5, 60.25, 3.5)
     bare = compute_metrics(np.ones((100, 1)), run([[1.0]] * 100), 1)
-    for name in ("qps", "p50", "build", "indexsize", "queriessize", "candidates", "distcomps"):
+    for name in ("qps", "p50", "build", "indexsize", "queriessize", "candidates", "distcomps", "peak_build_mb",
+                 "peak_query_mb", "ondisk_mb"):
         assert math.isnan(bare[name]), name
 
 
 def test_table_order_and_better_directions():
     assert list(METRICS) == ["k-nn", "epsilon-0.01", "epsilon-0.1", "rel", "qps", "qps-slowest", "qps-cv", "p50",
-                             "p95", "p99", "p999", "build", "indexsize", "queriessize", "candidates", "distcomps"]
+                             "p95", "p99", "p999", "build", "indexsize", "queriessize", "peak_build_mb",
+                             "peak_query_mb", "ondisk_mb", "candidates", "distcomps"]
     higher = {name for name, m in METRICS.items() if m.better == "higher"}
     assert higher == {"k-nn", "epsilon-0.01", "epsilon-0.1", "qps", "qps-slowest"}
     assert all(m.better in ("higher", "lower") and m.description for m in METRICS.values())

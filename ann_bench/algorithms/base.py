@@ -90,6 +90,10 @@ class BaseANN:
         # "hnswlib(M=16, efConstruction=200, ef=40)", before fit and before each query-argument
         # set, so a wrapper never names itself.
         self.name = type(self).__name__
+        # The seed of this build where the library takes one: None (the library's own default)
+        # for a first build, another number for each further build of `run.py --repeat`, set
+        # by the runner before fit.
+        self.seed: int | None = None
 
     def checked_metric(self, metric: str) -> str:
         """`metric`, if the class declares it: constructors call this before anything else."""

@@ -2,7 +2,8 @@
 
 - IndexDirectory: a private temporary directory that fit makes (make_directory) and done()
   removes once close() has let go of the engine (clients, tables, handles; a wrapper overrides
-  close). diskann and ngt save their graphs there.
+  close). diskann and ngt save their graphs there. disk_usage_kb() is what its files take,
+  which the runner records with each result as `ondisk_mb`.
 - DiskIndex: the database engines (chromadb, lancedb, milvus), whose index size is its files:
   get_memory_usage() is the size of index_files() in kB (0 before there are any), so the
   runner's index_size (after fit minus before fit) is the engine's index on disk, not the
@@ -25,6 +26,12 @@ class IndexDirectory(BaseANN):
     def make_directory(self) -> Path:
         self.directory = Path(tempfile.mkdtemp(prefix=f"ann-bench-{type(self).__name__.lower()}-"))
         return self.directory
+
+    def disk_usage_kb(self) -> int:
+        """kB of the files under the directory, 0 where there is none."""
+        if self.directory is None:
+            return 0
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file()) // 1024
 
     def close(self) -> None:
         """Let go of the engine before its files are removed."""
@@ -52,6 +59,9 @@ class DiskIndex(IndexDirectory):
         if self.directory is None:
             return 0
         return sum(p.stat().st_size for p in self.index_files() if p.is_file()) // 1024
+
+    def disk_usage_kb(self) -> int:
+        return self.get_memory_usage()
 
     def get_additional(self) -> dict[str, Any]:
         return dict(self._additional)

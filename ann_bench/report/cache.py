@@ -116,7 +116,7 @@ def _dataset_stamp(dataset_name: str, data_dir: Path | str) -> dict | None:
     return _stamp(path) if path.exists() else None
 
 
-def _dataset_distances(dataset_name: str, data_dir: Path | str) -> np.ndarray:
+def dataset_distances(dataset_name: str, data_dir: Path | str) -> np.ndarray:
     from .. import datasets
 
     data = datasets.load_dataset(datasets.get_dataset(dataset_name, data_dir=data_dir, check=False))
@@ -174,7 +174,7 @@ def results_table(results_dir: Path | str, dataset_name: str, count: int, batch:
     def truth() -> np.ndarray:
         if not loaded:
             if true_distances is None:
-                loaded.append(_dataset_distances(dataset_name, data_dir))
+                loaded.append(dataset_distances(dataset_name, data_dir))
             elif callable(true_distances):
                 loaded.append(np.asarray(true_distances()))
             else:

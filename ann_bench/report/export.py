@@ -1,11 +1,12 @@
 """Every result of a dataset as a table: `python -m ann_bench.report.export --dataset NAME --output F.csv`.
 
 One row per run: dataset, k, algorithm, name, build_args, query_args, batch, every metric
-in METRICS order, library_version, cpu_model, executor (docker or local: where it ran, so a tree
-with both is told apart; empty for a file from a harness that did not record it), the result
-file's path, its status and reason. A set skipped because a cheaper one of its build reached
-recall 1.0 (run/grading.py) is a row with status "skipped", its reason, and no metrics; failures
-are not exported (the site lists them).
+in METRICS order, the spread across builds where the run was built more than once (`run.py
+--repeat`: repeats.COLUMNS, empty otherwise), library_version, cpu_model, executor (docker or
+local: where it ran, so a tree with both is told apart; empty for a file from a harness that did
+not record it), the result file's path, its status and reason. A set skipped because a cheaper
+one of its build reached recall 1.0 (run/grading.py) is a row with status "skipped", its reason,
+and no metrics; failures are not exported (the site lists them).
 
 CSV: arguments are JSON strings; a metric that has no value (nan) is an empty cell, infinity
 is "inf". JSON: a list of row objects, arguments as JSON values, nan and infinity as null
@@ -27,7 +28,8 @@ from .. import log as logsetup
 from ..atomic import write_atomically
 from ..errors import UserError, report
 from ..results.files import STATUS_OK, STATUS_SKIPPED, canonical_json
-from .cache import results_table
+from . import repeats
+from .cache import dataset_distances, results_table
 from .common import (
     DEFAULT_COUNT,
     add_common_arguments,
@@ -41,6 +43,7 @@ from .metrics import METRICS, NAN
 COLUMNS = (
     ["dataset", "k", "algorithm", "name", "build_args", "query_args", "batch"]
     + list(METRICS)
+    + repeats.COLUMNS
     + ["library_version", "cpu_model", "executor", "path", "status", "reason"]
 )
 FORMATS = (".csv", ".json")
@@ -50,7 +53,13 @@ def export_rows(results_dir: Path | str, dataset: str, count: int, batch: bool |
                 data_dir: Path | str = "data", true_distances=None) -> list[dict]:
     """The rows of the table, values as Python objects, keys in COLUMNS order."""
     table = results_table(results_dir, dataset, count, batch=batch, data_dir=data_dir, true_distances=true_distances)
-    return table_rows(table.rows, dataset, count, table.skipped)
+
+    def truth():
+        if true_distances is None:
+            return dataset_distances(dataset, data_dir)
+        return true_distances() if callable(true_distances) else true_distances
+
+    return table_rows(repeats.with_spread(table.rows, truth, count), dataset, count, table.skipped)
 
 
 def table_rows(metric_rows: list[dict], dataset: str, count: int, skipped: Sequence[dict] = ()) -> list[dict]:

@@ -41,7 +41,7 @@ from ..errors import UserError
 from ..results.files import RunResult
 
 # Bump whenever any metric's definition changes: every cached value is then recomputed.
-METRICS_VERSION = 3
+METRICS_VERSION = 4
 
 KNN_EPSILON = 1e-3
 NAN = float("nan")
@@ -191,6 +191,21 @@ def queries_size(true_distances, result, count) -> float:
     return index_size(true_distances, result, count) / qps if qps > 0 else NAN
 
 
+def peak_build(true_distances, result, count) -> float:
+    """MB: the peak resident memory of the build (run/memory.py says what was measured)."""
+    return _attr(result, "peak_build_mb")
+
+
+def peak_query(true_distances, result, count) -> float:
+    """MB: the peak resident memory of the query phase."""
+    return _attr(result, "peak_query_mb")
+
+
+def ondisk(true_distances, result, count) -> float:
+    """MB: the index's files, for engines that keep it on disk (nan for the others)."""
+    return _attr(result, "ondisk_mb")
+
+
 def candidates(true_distances, result, count) -> float:
     return _attr(result, "candidates")
 
@@ -217,6 +232,9 @@ METRICS: dict[str, Metric] = {
         Metric("build", "Build time (s)", build_time, "lower"),
         Metric("indexsize", "Index size (kB)", index_size, "lower"),
         Metric("queriessize", "Index size (kB)/Queries per second (s)", queries_size, "lower"),
+        Metric("peak_build_mb", "Peak memory of the build (MB)", peak_build, "lower"),
+        Metric("peak_query_mb", "Peak memory of the queries (MB)", peak_query, "lower"),
+        Metric("ondisk_mb", "Index on disk (MB)", ondisk, "lower"),
         Metric("candidates", "Candidates generated", candidates, "lower"),
         Metric("distcomps", "Distance computations", dist_computations, "lower"),
     ]

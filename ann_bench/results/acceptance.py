@@ -32,6 +32,11 @@ CONCURRENT = ("clients", "duration")
 # Figures every result has: finite numbers, with the lower bound each can have.
 FIGURES = {"build_time": 0.0, "best_search_time": 0.0, "candidates": 0.0, "index_size": -math.inf,
            "library_seconds": 0.0}
+# Memory figures (run/memory.py): a peak no larger than the machine's memory; the index's files,
+# which only engines that keep them on disk report.
+PEAKS = ("peak_build_mb", "peak_query_mb")
+ONDISK = "ondisk_mb"
+MEMORY_MEASURES = {kind + overall for kind in ("cgroup-v2", "cgroup-v1", "vmhwm") for overall in ("", "-overall")}
 ARRAYS = ("neighbors", "times", "run_times", "distances")
 MAX_EXTRA_ATTRIBUTES = 64
 MAX_ATTRIBUTE_BYTES = 64 << 10
@@ -144,6 +149,31 @@ def check_filters(ids: np.ndarray, labels: np.ndarray, filters: np.ndarray) -> N
                        f"which fails its filter [{lo}, {hi})")
 
 
+def _figure(attrs: dict[str, Any], key: str, lowest: float, highest: float = math.inf) -> float:
+    value = attrs.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lowest <= value < highest:
+        bound = "" if highest == math.inf else f" and < {highest:g}"
+        raise Rejected(f"attribute {key} is {str(value)[:40]!r}, not a finite number >= {lowest}{bound}")
+    return value
+
+
+def physical_memory_mb() -> float:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+def _memory_figures(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The peaks (required, at most the machine's memory), how they were measured, and the
+    on-disk size where the worker reported one."""
+    figures: dict[str, Any] = {key: _figure(attrs, key, 0.0, physical_memory_mb() + 1) for key in PEAKS}
+    if attrs.get("memory_measure") not in MEMORY_MEASURES:
+        raise Rejected(f"attribute memory_measure is {str(attrs.get('memory_measure'))[:40]!r}, "
+                       f"not one of {', '.join(sorted(MEMORY_MEASURES))}")
+    figures["memory_measure"] = attrs["memory_measure"]
+    if ONDISK in attrs:
+        figures[ONDISK] = _figure(attrs, ONDISK, 0.0)
+    return figures
+
+
 def _extra_attributes(attrs: dict[str, Any], known: set[str]) -> dict[str, Any]:
     """The wrapper's own figures (get_additional): small scalars under short names."""
     extra = {key: value for key, value in attrs.items() if key not in known}
@@ -172,12 +202,8 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
             raise Rejected(f"attribute {key} is {str(attrs.get(key))[:80]!r}, not {str(attr_value(expected[key]))!r}")
     if attrs.get("status") != STATUS_OK:
         raise Rejected(f"status is {str(attrs.get('status'))[:40]!r}, not {STATUS_OK!r}")
-    figures = {}
-    for key, lowest in FIGURES.items():
-        value = attrs.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lowest <= value < math.inf:
-            raise Rejected(f"attribute {key} is {str(value)[:40]!r}, not a finite number >= {lowest}")
-        figures[key] = value
+    figures = {key: _figure(attrs, key, lowest) for key, lowest in FIGURES.items()}
+    figures.update(_memory_figures(attrs))
     ids = _array(found, "neighbors", (n_test, k), "iu").astype(np.int64)
     times = _array(found, "times", (n_test,), "f")
     run_times = _array(found, "run_times", (runs,), "f")
@@ -192,7 +218,7 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
         worker_environment = dict(found.environment)
     except (ValueError, TypeError):
         worker_environment = {}
-    known = set(expected) | set(FIGURES) | set(CONCURRENT) | {"status", "distance", "format_version"}
+    known = set(expected) | set(figures) | set(CONCURRENT) | {"status", "distance", "format_version"}
     out = dict(_extra_attributes(attrs, known), **expected, **figures)
     out.update(status=STATUS_OK, distance=reference.distance,
                environment=dict(worker_environment, **expected["environment"]))

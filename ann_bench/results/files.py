@@ -3,7 +3,11 @@
 Layout: results/<dataset>/<k>/<algorithm>[-batch|-c<N>]/<params>.hdf5 (-c<N>: N concurrent
 clients, run.py --clients), with the ann-benchmarks
 attributes and datasets (so their plotting code reads ours) plus what ann-bench adds:
-every run's times, the environment, the arguments as JSON, and a status. A file is
+every run's times, the environment, the arguments as JSON, and a status. With `run.py
+--repeat R` the index is built R times: the first build's results are those files (attribute
+`repeat` 1), and build r = 2..R writes `<params>.repeat<r>.h5` beside them, a suffix that
+ann-benchmarks' loader and ours (`*.hdf5`) pass over, so plots show one point per parameter set
+and only the spread report (report/repeats.py) reads the others. A file is
 written under a temporary name and renamed, so a file on disk is always whole, and it is
 never written again after that (metrics are cached elsewhere).
 """
@@ -90,10 +94,20 @@ def result_dir(results_dir: Path | str, dataset: str, count: int, algorithm: str
 
 
 def result_path(results_dir, dataset, count, algorithm, batch, build_args, query_args,
-                clients: int | None = None) -> Path:
+                clients: int | None = None, repeat: int = 1) -> Path:
     return result_dir(results_dir, dataset, count, algorithm, batch, clients) / (
-        params_name(build_args, query_args) + ".hdf5"
+        params_name(build_args, query_args) + (".hdf5" if repeat == 1 else f"{REPEAT_INFIX}{repeat}.h5")
     )
+
+
+REPEAT_INFIX = ".repeat"
+
+
+def repeat_paths(path: Path) -> list[Path]:
+    """The result files of builds 2, 3, ... of the result at `path` (a first build's), in order."""
+    found = path.parent.glob(f"{path.stem}{REPEAT_INFIX}*.h5")
+    numbered = [(p.name[len(path.stem) + len(REPEAT_INFIX):-3], p) for p in found]
+    return [p for n, p in sorted((int(n), p) for n, p in numbered if n.isdigit())]
 
 
 @dataclass

@@ -318,7 +318,9 @@ def dry_run_table(plan: Plan, settings: Settings, executor: str = "docker") -> s
     overview = sorted(plan.definitions, key=lambda p: p.definition.algorithm)  # stable: file order within
     lines = [f"{'to run':>6} {'done':>5} {'failed':>6}  definition"]
     lines += [f"{p.to_run:>6} {p.done:>5} {p.failed:>6}  {display_name(p.definition, ())}" for p in overview]
-    pending = {id(task.definition): task.pending for task in plan.tasks}
+    tasks: dict[str, list] = {}  # each build to run (one per definition, or --repeat per definition)
+    for task in plan.tasks:
+        tasks.setdefault(task.definition.algorithm, []).append(task)
     by_algorithm: dict[str, list[Planned]] = {}
     for p in overview:
         by_algorithm.setdefault(p.definition.algorithm, []).append(p)
@@ -326,10 +328,10 @@ def dry_run_table(plan: Plan, settings: Settings, executor: str = "docker") -> s
     lines += ["", f"{'algorithm':<{width}} {'builds':>6} {'to run':>6} {'done':>5} {'failed':>6}  estimate"]
     estimates, unknown, scaled = [], [], False
     for algorithm, rows in by_algorithm.items():
-        builds = sum(p.to_run > 0 for p in rows)
+        builds = len(tasks.get(algorithm, []))
         counts = (sum(p.to_run for p in rows), sum(p.done for p in rows), sum(p.failed for p in rows))
         if builds:
-            work = [(p.definition, pending.get(id(p.definition), ())) for p in rows]
+            work = [(task.definition, task.pending) for task in tasks[algorithm]]
             estimate = estimate_definitions(work, settings, algorithm, executor)
         else:
             estimate = Estimate(ZERO, ZERO, ["nothing to run"])

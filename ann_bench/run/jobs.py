@@ -38,6 +38,7 @@ class Settings:
     environment: dict = field(default_factory=dict)
     clients: int | None = None  # concurrent clients (run/clients.py); None: one query at a time
     duration: float | None = None  # seconds each burst of the clients lasts at least
+    repeats: int = 1  # builds of each definition (--repeat)
 
 
 @dataclass
@@ -48,13 +49,14 @@ class Task:
     pending: list
     paths: list[Path]
     log_path: Path
+    repeat: int = 1  # which build of the definition, from 1 (see results/files.py)
 
     def job(self, settings: Settings) -> "Job":
         """The job of this task, as the host sees it: the whole dataset, the results tree."""
         return Job(definition=self.definition, dataset=settings.dataset, dataset_path=str(settings.dataset_path),
                    results_dir=str(settings.results_dir), count=settings.count, batch=settings.batch,
                    runs=settings.runs, query_args=list(self.pending), environment=dict(settings.environment),
-                   clients=settings.clients, duration=settings.duration)
+                   clients=settings.clients, duration=settings.duration, repeat=self.repeat)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Job:
     environment: dict
     clients: int | None = None
     duration: float | None = None
+    repeat: int = 1
 
     def to_json(self) -> str:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -89,7 +92,7 @@ class Job:
     def result_path(self, query_args: Any) -> Path:
         d = self.definition
         return result_path(self.results_dir, self.dataset, self.count, d.algorithm, self.batch, d.args, query_args,
-                           self.clients)
+                           clients=self.clients, repeat=self.repeat)
 
 
 def _format_args(args: Any) -> str:
@@ -119,6 +122,7 @@ def base_attrs(job: Job, algo_name: str, query_args: Any) -> dict:
         "base_args": list(d.base_args),
         "query_args": query_args,
         "environment": job.environment,
+        "repeat": job.repeat,
     }
 
 

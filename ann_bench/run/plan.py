@@ -1,7 +1,8 @@
 """Plan a sweep: what is done, what failed before, what is left, and the cores each worker gets.
 
 The unit of work is a definition: one index build and every pending query-argument set
-against it. Finished results are skipped, so an interrupted sweep resumes where it stopped.
+against it; with --repeat R, each definition is R tasks, one per build. Finished results are
+skipped, so an interrupted sweep resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..results.files import (
+    REPEAT_INFIX,
     STATUS_FAILED,
     STATUS_OK,
     STATUS_SKIPPED,
@@ -79,38 +81,41 @@ def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
             check_directory_name(directory, {settings.dataset: "the dataset name",
                                              directory.name: f"the algorithm name{f' (with {suffix})' * bool(suffix)}"})
             checked.add(directory)
-        pending, paths, done, failed, skipped_effort = [], [], 0, 0, 0
-        for query_args in d.query_args:
-            path = result_path(settings.results_dir, settings.dataset, settings.count, d.algorithm,
-                               settings.batch, d.args, query_args, settings.clients)
-            if path in planned_paths:
-                continue  # named twice (--algorithm X --algorithm X): one file, planned once
-            planned_paths.add(path)
-            status = None if settings.force else status_of(path)
-            if status == STATUS_OK:
-                skipped.append(Record(d.algorithm, query_args, path, "skipped"))
-                done += 1
-            elif status == STATUS_FAILED and not settings.retry_failed:
-                skipped.append(Record(d.algorithm, query_args, path, "skipped-failed"))
-                failed += 1
-            elif status == STATUS_SKIPPED and not settings.exhaustive:
-                skipped.append(Record(d.algorithm, query_args, path, SKIPPED_EFFORT))
-                skipped_effort += 1
-            else:
-                pending.append(query_args)
-                paths.append(path)
-        task = None
-        if pending:
-            log = directory / "logs" / (params_name(d.args, None) + ".log")
-            task = Task(d, pending, paths, log)
-            tasks.append(task)
-        counted.append((d, task, done, failed, skipped_effort))
+        done = failed = skipped_effort = 0
+        definition_tasks = []
+        for repeat in range(1, settings.repeats + 1):
+            pending, paths = [], []
+            for query_args in d.query_args:
+                path = result_path(settings.results_dir, settings.dataset, settings.count, d.algorithm,
+                                   settings.batch, d.args, query_args, clients=settings.clients, repeat=repeat)
+                if path in planned_paths:
+                    continue  # named twice (--algorithm X --algorithm X): one file, planned once
+                planned_paths.add(path)
+                status = None if settings.force else status_of(path)
+                if status == STATUS_OK:
+                    skipped.append(Record(d.algorithm, query_args, path, "skipped"))
+                    done += 1
+                elif status == STATUS_FAILED and not settings.retry_failed:
+                    skipped.append(Record(d.algorithm, query_args, path, "skipped-failed"))
+                    failed += 1
+                elif status == STATUS_SKIPPED and not settings.exhaustive:
+                    skipped.append(Record(d.algorithm, query_args, path, SKIPPED_EFFORT))
+                    skipped_effort += 1
+                else:
+                    pending.append(query_args)
+                    paths.append(path)
+            if pending:
+                suffix = "" if repeat == 1 else f"{REPEAT_INFIX}{repeat}"
+                log = directory / "logs" / (params_name(d.args, None) + suffix + ".log")
+                definition_tasks.append(Task(d, pending, paths, log, repeat))
+        tasks.extend(definition_tasks)
+        counted.append((d, definition_tasks, done, failed, skipped_effort))
     if settings.max_definitions is not None and len(tasks) > settings.max_definitions:
         # A random subset, as ann-benchmarks does, so repeated capped runs cover everything.
         tasks = random.sample(tasks, settings.max_definitions)
     chosen = {id(t) for t in tasks}
-    overview = [Planned(d, len(t.pending) if t is not None and id(t) in chosen else 0, done, failed, skipped_effort)
-                for d, t, done, failed, skipped_effort in counted]
+    overview = [Planned(d, sum(len(t.pending) for t in ts if id(t) in chosen), done, failed, skipped_effort)
+                for d, ts, done, failed, skipped_effort in counted]
     return Plan(tasks, skipped, [p for p in overview if p.to_run or p.done or p.failed or p.skipped])
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from .. import log as logsetup
 from ..algorithms import declared
 from ..algorithms.base import BaseANN
+from ..algorithms.ondisk import IndexDirectory
 from ..datasets.hdf5 import Dataset
 from ..results.files import STATUS_OK, RunResult, canonical_json, write_result
 from . import clients, environment, grading, messages
@@ -37,6 +38,7 @@ from .definitions import Definition
 from .filtering import FilterUnsupported, filtered_queries, give_labels
 from .inputs import load_inputs
 from .jobs import Job, base_attrs, display_name
+from .memory import PeakMemory
 from .sealed import handout, seal_points
 
 WARMUP_QUERIES = 1000
@@ -229,19 +231,25 @@ def _last_line(error: BaseException) -> str:
     return "".join(traceback.format_exception_only(error)).strip().splitlines()[-1]
 
 
-def _build(algo: BaseANN, data: Dataset) -> tuple[float, int]:
-    """Fit once; the build time and the memory the index added (kB)."""
+def _build(algo: BaseANN, data: Dataset, memory: PeakMemory) -> tuple[float, int, dict]:
+    """Fit once; the build time, the memory the index added (kB) and the memory figures of
+    the build: its peak, and the index's files where the engine keeps it on disk."""
     memory_before = algo.get_memory_usage()
+    memory.reset()
     start = time.perf_counter_ns()
     algo.fit(handout(data.train))
     build_time = (time.perf_counter_ns() - start) / 1e9
-    return build_time, algo.get_memory_usage() - memory_before
+    figures = {"peak_build_mb": memory.peak_mb()}
+    if isinstance(algo, IndexDirectory):
+        figures["ondisk_mb"] = algo.disk_usage_kb() / 1024
+    return build_time, algo.get_memory_usage() - memory_before, figures
 
 
 def run_job(job: Job) -> bool:
     """Run every query-argument set of the job; True when all of them produced a result."""
     data = load_inputs(job.dataset_path, hold=seal_points)
     algo = None
+    memory = PeakMemory()
     try:
         algo = instantiate(job.definition)
         job = replace(job, environment=dict(job.environment, **environment.describe(algo.package)))
@@ -249,7 +257,8 @@ def run_job(job: Job) -> bool:
             log.info("%s has no native batch search; timing one-by-one answers", job.definition.algorithm)
         if data.train_labels is not None:
             give_labels(algo, data, job)
-        build_time, index_size = _build(algo, data)
+        algo.seed = None if job.repeat == 1 else job.repeat
+        build_time, index_size, memory_figures = _build(algo, data, memory)
     except Exception as e:
         reason = str(e) if isinstance(e, (DeclarationMismatch, FilterUnsupported)) else "fit failed: " + _last_line(e)
         if algo is not None:
@@ -265,7 +274,9 @@ def run_job(job: Job) -> bool:
             log.info("skipped %s: the host found a cheaper set at recall 1.0", json.dumps(query_args))
             continue
         try:
+            memory.reset()
             measured = run_query_set(algo, data, job, query_args)
+            memory_figures.update(peak_query_mb=memory.peak_mb(), memory_measure=memory.measure)
         except InvalidAnswer as e:
             log.error("invalid answer for %s: %s", json.dumps(query_args), e)
             messages.send(job.results_dir, query_args, messages.STATUS_FAILED, f"invalid answer: {e}")
@@ -288,12 +299,14 @@ def run_job(job: Job) -> bool:
             best_search_time=measured.pop("best_search_time"),
             library_seconds=measured.pop("library_seconds"),
             candidates=measured.pop("candidates"),
+            **memory_figures,
         )
         result = RunResult(attrs=attrs, **measured)
         path = write_result(job.result_path(query_args), result)
         messages.send(job.results_dir, query_args, messages.STATUS_OK)
         log.info("%s %s: %.1f QPS -> %s", attrs["name"], json.dumps(query_args), 1 / attrs["best_search_time"], path)
     algo.done()
+    memory.close()
     log.info("library time %.3f s", library_seconds)
     return all_ok
 

@@ -40,6 +40,8 @@ class Annoy(BaseANN):
         if self.metric == "hamming":
             X = (X != 0).astype(np.uint8)  # a 0/1 copy; bool rows would also do, as 1.0/0.0
         index = annoy.AnnoyIndex(X.shape[1], METRIC_MAP[self.metric])
+        if self.seed is not None:
+            index.set_seed(self.seed)
         for i, x in enumerate(X):
             index.add_item(i, x.tolist())
         # n_jobs=-1 would start one thread per core of the machine, not per core we were given.

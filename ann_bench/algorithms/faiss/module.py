@@ -150,6 +150,8 @@ class FaissIVF(_Faiss):
         else:
             self._quantizer = faiss.IndexFlatIP(X.shape[1])
         index = faiss.IndexIVFFlat(self._quantizer, X.shape[1], self.n_list, metric_type)
+        if self.seed is not None:
+            index.cp.seed = self.seed  # k-means' initial centroids
         index.train(X)
         index.add(X)
         self.index = index

@@ -17,6 +17,7 @@ from ..filtering import LabelRange
 # Our metric name -> hnswlib space. "ip" is 1 - q.x, which orders points as "dot" (-q.x) does;
 # "cosine" normalises copies of the vectors inside hnswlib.
 SPACES = {"euclidean": "l2", "angular": "cosine", "dot": "ip"}
+DEFAULT_SEED = 100  # init_index's own default, kept for a first build
 
 
 class HnswLib(BaseANN):
@@ -40,7 +41,8 @@ class HnswLib(BaseANN):
         # hnswlib copies the vectors into its own storage (normalising them for "cosine").
         X = np.ascontiguousarray(X, dtype=np.float32)
         index = hnswlib.Index(space=SPACES[self.metric], dim=X.shape[1])
-        index.init_index(max_elements=len(X), ef_construction=self.ef_construction, M=self.M)
+        index.init_index(max_elements=len(X), ef_construction=self.ef_construction, M=self.M,
+                         random_seed=DEFAULT_SEED if self.seed is None else self.seed)
         index.add_items(X, np.arange(len(X)), num_threads=self.threads)
         index.set_num_threads(1)  # single queries use one thread; batch_query asks for more
         self._index = index

@@ -49,6 +49,7 @@ class Voyager(BaseANN):
             SPACES[self.metric], num_dimensions=X.shape[1], M=self.M,
             ef_construction=self.ef_construction, max_elements=len(X),
             storage_data_type=voyager.StorageDataType.Float32,
+            **({} if self.seed is None else {"random_seed": self.seed}),
         )
         index.add_items(X, ids=np.arange(len(X)), num_threads=self.threads)
         self._index = index

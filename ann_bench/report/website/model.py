@@ -13,12 +13,13 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from ...errors import UserError
 from ...results.files import canonical_json, iter_result_paths
-from ..cache import results_table
+from .. import repeats
+from ..cache import dataset_distances, results_table
 from ..common import mode_label, result_groups
 from ..tables import unsettled
 
@@ -145,6 +146,12 @@ class Group:
         if no_env:
             lines.append(f"{no_env} of {len(runs)} runs record no environment (files from an older harness or "
                          "from ann-benchmarks): their machine and versions are unknown.")
+        repeated = [r for r in self.rows if r.get("repeats")]
+        if repeated:
+            varying = sum(1 for r in repeated if r[repeats.FLAGS])
+            lines.append(f"{plural(len(repeated), 'run')} of {len(self.rows)} were built more than once "
+                         f"(run.py --repeat); in {varying} of them build time, recall or QPS differs across the "
+                         "builds by more than 10 % of its mean (see Spread across builds, ⚠).")
         flagged = sum(1 for r in self.rows if unsettled(r))
         if flagged:
             lines.append(f"In {plural(flagged, 'run')} of {len(self.rows)} the timed passes disagree by more than "
@@ -175,12 +182,13 @@ def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] |
         group = Group(dataset, count)
         try:
             table = results_table(results_dir, dataset, count, batch=None, data_dir=data_dir, progress=progress)
+            rows = repeats.with_spread(table.rows, partial(dataset_distances, dataset, data_dir), count)
         except UserError as e:
             group.error = " ".join(str(e).split())
             group.n_files = sum(1 for _ in iter_result_paths(results_dir, dataset, count))
             log.warning("%s (k=%d): no metrics: %s", dataset, count, group.error)
         else:
-            group.rows, group.failures, group.unreadable = table.rows, table.failures, table.unreadable
+            group.rows, group.failures, group.unreadable = rows, table.failures, table.unreadable
             group.skipped = table.skipped
             group.n_files = len(table.rows) + len(table.failures) + len(table.skipped) + len(table.unreadable)
             group.clients_rows = results_table(results_dir, dataset, count, data_dir=data_dir, progress=progress,

@@ -26,6 +26,7 @@ from ...run.definitions import AlgorithmEntry, load_algorithms
 from ..common import mode_label
 from ..concurrency import DEFAULT_RECALL, clients_points, plotly_figures, scaling
 from ..export import render, table_rows
+from ..repeats import SPREAD_METRICS, TITLES
 from ..tables import RECALL_TARGETS, pass_spread, qps_at_recall, unsettled
 from . import charts
 from .logs import log_tail, worker_log
@@ -182,6 +183,7 @@ class Site:
                    concurrent=concurrent, scaling=scaling(points), recall=DEFAULT_RECALL,
                    targets=RECALL_TARGETS, failures=failure_table(group.failures, group.unreadable),
                    environment=group.environments(), env_columns=ENVIRONMENT_KEYS,
+                   spread_columns=[(m, TITLES[m]) for m in SPREAD_METRICS],
                    csv=group.csv.removeprefix("datasets/") if group.rows else "")
 
     def algorithm(self, name: str, groups: list[Group]) -> None:

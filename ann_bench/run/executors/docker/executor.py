@@ -31,6 +31,7 @@ from pathlib import Path
 from ....paths import PACKAGE, PYTHON
 from ...definitions import DEFAULT_FILE, Definition
 from ...jobs import Job
+from ...memory import CGROUP_VARIABLE
 from ..base import MEMORY_SHARE, Executor, Outcome, outcome_from_exit, thread_environment, worker_command
 from ..logs import CappedLog, copy_stream
 from . import images
@@ -249,7 +250,8 @@ class DockerExecutor(Executor):
                 image.id,
                 command=self.command(inside, timeout),
                 user=self.user,
-                environment=dict(thread_environment(len(cpus)), HOME="/tmp"),
+                # The container's cgroup is the worker's alone: its peak is the worker's memory.
+                environment=dict(thread_environment(len(cpus)), HOME="/tmp", **{CGROUP_VARIABLE: "1"}),
                 working_dir="/tmp",
                 cpuset_cpus=",".join(str(c) for c in cpus),
                 mem_limit=limit,
