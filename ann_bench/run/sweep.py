@@ -20,7 +20,7 @@ from .disk import disk_error
 from .executors.base import Executor, Outcome, remove_orphaned_outputs
 from .executors.logs import append_text
 from .jobs import Job, Settings, Task, write_failure
-from .plan import Plan, Record, cpu_slots
+from .plan import Plan, Record
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
              progress: bool = True) -> list[Record]:
     """Run every task, settings.parallelism at a time, each on its own cores."""
     slots: Queue = Queue()
-    for cpus in cpu_slots(settings.parallelism, settings.batch):
+    for cpus in executor.slots(settings.parallelism, settings.batch):
         slots.put(cpus)
     records = list(plan.records)
     lock = threading.Lock()
