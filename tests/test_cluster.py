@@ -153,7 +153,7 @@ def test_a_worker_killed_mid_definition_loses_and_duplicates_nothing(cluster, tm
     assert process.returncode == 0, output
     written = results(results_dir)
     assert len(written) == 3 and all(r.attrs["status"] == "ok" for r in written.values()), output
-    interrupted = [r for r in written.values() if r.attrs["build_args"] == job["definition"]["args"]]
+    interrupted = [r for r in written.values() if r.build_args == job["definition"]["args"]]
     assert len(interrupted) == 1 and interrupted[0].environment["dask_worker"] == survivor
     assert sorted(p.name for p in results_dir.rglob("*") if p.is_file() and p.suffix != ".log") == \
         sorted(Path(name).name for name in written), "a stray or half-written file was left"
