@@ -55,7 +55,7 @@ def connect(address: str):
     try:
         return Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError) as e:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({one_line(e)}); start it with "
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({one_line(str(e))}); start it with "
                            f"`dask scheduler` and give its address") from None
 
 
@@ -182,7 +182,7 @@ class ClusterExecutor(Executor):
         try:
             reply: Reply = future.result()
         except KilledWorker as e:
-            return Outcome("crashed", f"every Dask worker that ran it died ({one_line(e)}); the scheduler's "
+            return Outcome("crashed", f"every Dask worker that ran it died ({one_line(str(e))}); the scheduler's "
                                       f"allowed-failures limit was reached")
         finally:
             with self._lock:
