@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 from distributed import Client
 
+from ann_bench.datasets import load_dataset
 from ann_bench.paths import REPO
+from ann_bench.report import plotting
 from ann_bench.results.files import read_result
+from tests.site_results import DATASET, make_tree
 from tests.waiting import wait_for
 
 DASK = str(Path(sys.executable).parent / "dask")
@@ -29,12 +32,13 @@ class Cluster:
     """A scheduler on 127.0.0.1 and the workers added to it, each a process of its own, all
     killed at the end."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, allowed_failures: int = 3):
         self.root = root
         self.processes: list[subprocess.Popen] = []
         scheduler_file = root / "scheduler.json"
         self._start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(scheduler_file)], "scheduler", {})
+                     "--scheduler-file", str(scheduler_file)], "scheduler",
+                    {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(allowed_failures)})
         self.address = wait_for(lambda: scheduler_file.is_file() and json.loads(scheduler_file.read_text() or "{}")
                                 .get("address"))
         assert self.address, (root / "scheduler.log").read_text()
@@ -70,13 +74,22 @@ class Cluster:
             process.wait()
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    root = tmp_path / "cluster"
+def started(root: Path, allowed_failures: int = 3):
     root.mkdir()
-    cluster = Cluster(root)
+    cluster = Cluster(root, allowed_failures)
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    yield from started(tmp_path / "cluster")
+
+
+@pytest.fixture
+def unforgiving_cluster(tmp_path):
+    """A scheduler that gives up on a task the first time a worker running it dies."""
+    yield from started(tmp_path / "cluster", allowed_failures=0)
 
 
 def run_py(*arguments: str, **popen) -> subprocess.Popen:
@@ -138,17 +151,23 @@ def running_job(worker: subprocess.Popen, algorithm: str) -> dict | None:
     return None
 
 
+def kill_a_worker_running(workers: dict[str, subprocess.Popen], algorithm: str,
+                          process: subprocess.Popen) -> tuple[str, dict]:
+    """SIGKILL the worker that runs a definition of `algorithm`: its name and the job."""
+    found = wait_for(lambda: next(((name, job) for name, w in workers.items()
+                                   if (job := running_job(w, algorithm))), None), attempts=3000)
+    assert found is not None, process.poll()
+    workers[found[0]].send_signal(signal.SIGKILL)
+    return found
+
+
 def test_a_worker_killed_mid_definition_loses_and_duplicates_nothing(cluster, tmp_path, xs_angular):
     workers = {name: cluster.worker(name, tmp_path / "empty") for name in ("w1", "w2")}
     results_dir = tmp_path / "results"
     process = run_py("--dataset", str(xs_angular), "--definitions", str(DEFINITIONS), "--local",
                      "--cluster", cluster.address, "--results", str(results_dir))
-    found = wait_for(lambda: next(((name, job) for name, w in workers.items()
-                                   if (job := running_job(w, "sleeper"))), None))
-    assert found is not None, process.poll()
-    victim, job = found
+    victim, job = kill_a_worker_running(workers, "sleeper", process)
     survivor = cluster.address_of(next(name for name in workers if name != victim))
-    workers[victim].send_signal(signal.SIGKILL)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output
     written = results(results_dir)
@@ -157,6 +176,31 @@ def test_a_worker_killed_mid_definition_loses_and_duplicates_nothing(cluster, tm
     assert len(interrupted) == 1 and interrupted[0].environment["dask_worker"] == survivor
     assert sorted(p.name for p in results_dir.rglob("*") if p.is_file() and p.suffix != ".log") == \
         sorted(Path(name).name for name in written), "a stray or half-written file was left"
+
+
+def test_a_definition_whose_workers_keep_dying_fails_with_the_reason(unforgiving_cluster, tmp_path, xs_angular):
+    cluster = unforgiving_cluster
+    workers = {name: cluster.worker(name, tmp_path / "empty") for name in ("w1", "w2")}
+    results_dir = tmp_path / "results"
+    process = run_py("--dataset", str(xs_angular), "--definitions", str(DEFINITIONS), "--local",
+                     "--cluster", cluster.address, "--results", str(results_dir))
+    _, job = kill_a_worker_running(workers, "sleeper", process)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 1, output
+    written = results(results_dir)
+    failed = [r for r in written.values() if r.attrs["status"] != "ok"]
+    assert len(written) == 3 and len(failed) == 1 and failed[0].build_args == job["definition"]["args"], output
+    assert "died" in failed[0].attrs["error"] and "allowed-failures" in failed[0].attrs["error"]
+    assert "FAILED sleeper" in output
+
+
+def test_a_plot_of_results_from_two_machines_says_so(tmp_path, data_dir, xs_euclidean):
+    truth = load_dataset(xs_euclidean).distances
+    make_tree(tmp_path / "results", truth)  # its faiss-ivf runs come from another CPU
+    output = tmp_path / "plot.svg"
+    assert plotting.main(["--dataset", DATASET, "--results", str(tmp_path / "results"), "--data-dir",
+                          str(data_dir), "-o", str(output)]) == 0
+    assert "mixes results of 2 machines" in output.read_text()
 
 
 def test_a_worker_with_another_harness_is_refused(cluster, tmp_path, xs_angular, project_copy):

@@ -20,6 +20,7 @@ import logging
 import socket
 import threading
 import uuid
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -153,7 +154,10 @@ class ClusterExecutor(Executor):
                 digest = cached_sha256(Path(job.dataset_path))
                 from distributed import Variable
 
-                future = self.client.submit(bytes, path.read_bytes(), key=f"ann-bench-inputs-{digest}", pure=False)
+                with warnings.catch_warnings():  # a big graph is the point here: the bytes travel once
+                    warnings.filterwarnings("ignore", message="Sending large graph")
+                    future = self.client.submit(bytes, path.read_bytes(), key=f"ann-bench-inputs-{digest}",
+                                                pure=False)
                 name = f"ann-bench-inputs-{uuid.uuid4().hex}"
                 Variable(name, client=self.client).set(future)
                 self._held.append(future)
