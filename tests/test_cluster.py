@@ -188,9 +188,13 @@ def test_a_definition_whose_workers_keep_dying_fails_with_the_reason(unforgiving
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 1, output
     written = results(results_dir)
-    failed = [r for r in written.values() if r.attrs["status"] != "ok"]
-    assert len(written) == 3 and len(failed) == 1 and failed[0].build_args == job["definition"]["args"], output
-    assert "died" in failed[0].attrs["error"] and "allowed-failures" in failed[0].attrs["error"]
+    assert len(written) == 3, output
+    interrupted = [r for r in written.values() if r.build_args == job["definition"]["args"]]
+    assert interrupted[0].attrs["status"] == "failed", output
+    # What the scheduler had queued on the dead worker fails alike (Dask counts it as run there).
+    for result in written.values():
+        assert result.attrs["status"] == "ok" or "Dask worker" in result.attrs["error"], result.attrs
+    assert "allowed-failures" in interrupted[0].attrs["error"]
     assert "FAILED sleeper" in output
 
 

@@ -186,8 +186,9 @@ class ClusterExecutor(Executor):
         try:
             reply: Reply = future.result()
         except KilledWorker as e:
-            return Outcome("crashed", f"every Dask worker that ran it died ({one_line(str(e))}); the scheduler's "
-                                      f"allowed-failures limit was reached")
+            return Outcome("crashed", f"the Dask worker running it died {e.allowed_failures + 1} time(s), the last "
+                                      f"{e.last_worker.address}: the scheduler's allowed-failures "
+                                      f"(distributed.scheduler.allowed-failures) were used up")
         finally:
             with self._lock:
                 self._futures.discard(future)
