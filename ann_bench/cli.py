@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -77,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="each algorithm's small quick grid (2-3 points) instead of its full grids")
     p.add_argument("--local", action="store_true",
                    help="run each definition in a local process instead of a Docker container")
+    p.add_argument("--cluster", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the definitions on the Dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786; "
+                        "alone: $DASK_SCHEDULER_ADDRESS), each in a worker slot of its own, Docker there unless "
+                        "--local; results are written here (pip install .[cluster])")
     p.add_argument("--batch", action="store_true",
                    help="give the library all queries at once (its native batch search where it has one)")
     p.add_argument("--clients", type=client_counts, action="extend", metavar="N[,N...]",
@@ -167,6 +173,8 @@ def dataset_to_plan(args: argparse.Namespace) -> tuple[str, Path, tuple[str, str
 
 
 def make_executor(args: argparse.Namespace) -> Executor:
+    if args.cluster is not None:
+        return cluster_executor(args)
     if args.local:
         return LocalExecutor(definitions_file=args.definitions, memory_limit_bytes=args.memory,
                              parallelism=args.parallelism)
@@ -174,6 +182,19 @@ def make_executor(args: argparse.Namespace) -> Executor:
 
     return DockerExecutor(memory_limit_bytes=args.memory, parallelism=args.parallelism,
                           data_dir=args.data_dir, results_dir=args.results, definitions_file=args.definitions)
+
+
+def cluster_executor(args: argparse.Namespace) -> Executor:
+    """--cluster: one definition at a time per worker slot of the cluster (--parallelism is theirs)."""
+    from .run.executors.cluster import ADDRESS_VARIABLE, ClusterExecutor
+
+    address = args.cluster or os.environ.get(ADDRESS_VARIABLE, "")
+    if not address:
+        raise UserError(f"--cluster needs the scheduler's address: --cluster tcp://HOST:8786, "
+                        f"or set {ADDRESS_VARIABLE}")
+    executor = ClusterExecutor(address, local=args.local, memory_limit_bytes=args.memory)
+    args.parallelism = executor.slot_count
+    return executor
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch, runs=args.runs, timeout=args.timeout, parallelism=args.parallelism,
         force=args.force, retry_failed=args.retry_failed, exhaustive=args.exhaustive,
         max_definitions=args.max_n_algorithms, duration=args.duration, repeats=args.repeat,
-        environment={"harness_revision": environment.harness_revision(),
+        environment={"host": socket.gethostname(), "harness_revision": environment.harness_revision(),
                      "harness_digest": environment.harness_digest(), "executor": executor.name},
     )
     # One sweep per number of clients, each N once, in the order given.

@@ -43,6 +43,7 @@ from .common import (
     run_command,
 )
 from .concurrency import DEFAULT_RECALL, clients_points, plot_clients
+from .machines import machines
 from .metrics import METRICS
 from .pareto import pareto_frontier
 from .styles import algorithm_style
@@ -284,6 +285,9 @@ def _plot_one(args: argparse.Namespace, dataset: str, count: int, output: Path |
     if output is None:
         output = default_output(args.results, dataset, count, batch, args.x_axis, args.y_axis, args.format)
     title = f"{dataset}: k={count}, {mode_label(batch)}"
+    made = machines(row.get("environment") or {} for row in rows)
+    if len(made) > 1:  # figures of different machines are not comparable as they stand
+        title += f"\nmixes results of {len(made)} machines: {', '.join(sorted(made))}"
     plot_rows(rows, output, args.x_axis, args.y_axis, args.x_scale, args.y_scale, args.raw, title,
               args.errorbars, PAPER if args.paper else SCREEN)
     n_algorithms = len({row["algorithm"] for row in rows})

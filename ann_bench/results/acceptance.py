@@ -88,7 +88,7 @@ def size_bound(n_test: int, k: int, runs: int) -> int:
     return n_test * k * 16 + n_test * 8 + runs * 8 + MAX_EXTRA_ATTRIBUTES * MAX_ATTRIBUTE_BYTES + (1 << 20)
 
 
-def _read_bytes(path: Path, limit: int, root: Path) -> bytes:
+def read_bytes(path: Path, limit: int, root: Path) -> bytes:
     """The file's bytes, read only if neither it nor a directory between root and it is a link
     (which would lead the host anywhere on its own filesystem)."""
     inside = Path(os.path.realpath(root)) / path.parent.relative_to(root)
@@ -194,7 +194,7 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
     `expected` holds the attributes the host asked for (name, algo, dataset, count, batch_mode,
     build_args, query_args ... and the environment, which is merged over the worker's)."""
     k, n_test = int(expected["count"]), reference.n_test
-    found = _parse(_read_bytes(path, size_bound(n_test, k, runs), root), path.name)
+    found = _parse(read_bytes(path, size_bound(n_test, k, runs), root), path.name)
     attrs = found.attrs
     # A concurrent clients' result (-c<N>) must also name the clients and duration asked for.
     for key in MUST_MATCH + tuple(key for key in CONCURRENT if key in expected):

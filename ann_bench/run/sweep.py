@@ -20,7 +20,7 @@ from .disk import disk_error
 from .executors.base import Executor, Outcome, remove_orphaned_outputs
 from .executors.logs import append_text
 from .jobs import Job, Settings, Task, write_failure, write_skipped
-from .plan import SKIPPED_EFFORT, Plan, Record, cpu_slots
+from .plan import SKIPPED_EFFORT, Plan, Record
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
              progress: bool = True) -> list[Record]:
     """Run every task, settings.parallelism at a time, each on its own cores."""
     slots: Queue = Queue()
-    for cpus in cpu_slots(settings.parallelism, settings.batch, settings.clients):
+    for cpus in executor.slots(settings.parallelism, settings.batch, settings.clients):
         slots.put(cpus)
     records = list(plan.records)
     lock = threading.Lock()

@@ -26,12 +26,13 @@ from ..tables import unsettled
 log = logging.getLogger(__name__)
 
 # The environment keys shown, in order, with their column titles; anything else stays in the files.
-ENVIRONMENT_KEYS = (("library_version", "library"), ("cpu_model", "CPU"), ("cores", "cores"),
+ENVIRONMENT_KEYS = (("library_version", "library"), ("host", "host"), ("cpu_model", "CPU"), ("cores", "cores"),
                     ("executor", "executor"), ("image_id", "image"), ("harness_revision", "harness revision"),
                     ("harness_digest", "harness digest"), ("python", "Python"), ("numpy", "numpy"))
 # Where these differ within one page, its figures are not comparable as they stand.
-MACHINE_KEYS = (("cpu_model", "machines (CPU models)"), ("harness_revision", "harness revisions"),
-                ("harness_digest", "harness digests"), ("executor", "executors"))
+MACHINE_KEYS = (("host", "machines (hosts)"), ("cpu_model", "machines (CPU models)"),
+                ("harness_revision", "harness revisions"), ("harness_digest", "harness digests"),
+                ("executor", "executors"))
 
 
 def plural(n: int, word: str) -> str:

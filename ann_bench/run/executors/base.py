@@ -32,6 +32,7 @@ from ..grading import Grader
 from ..inputs import worker_input
 from ..jobs import Job, base_attrs, display_name
 from ..messages import STATUS_FAILED, receive
+from ..plan import cpu_slots
 from .logs import CappedLog
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,11 @@ class Executor(ABC):
 
     def stop_all(self) -> None:
         """Kill every worker still running (the sweep was interrupted); results written stay."""
+
+    def slots(self, parallelism: int, batch: bool, clients: int | None = None) -> list[list[int]]:
+        """The cores of each worker slot, one slot per definition at a time: this machine's by
+        default (a cluster's slots are on its workers)."""
+        return cpu_slots(parallelism, batch, clients)
 
     def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
             grade: bool = True) -> Outcome:
