@@ -28,7 +28,7 @@ from ann_bench.results.files import iter_result_paths, params_name, read_result
 from ann_bench.run.executors.docker import images
 from ann_bench.run.executors.logs import HEAD_BYTES, TAIL_BYTES
 
-from .waiting import wait_for
+from .waiting import processes_with, wait_for
 
 HOSTILE = REPO / "tests" / "hostile-algorithms.yaml"
 DATASET = "random-xs-20-angular"
@@ -84,18 +84,6 @@ def recall(results: Path, xs_angular: Path, algorithm: str) -> float:
 def snapshot(results: Path) -> dict[str, bytes]:
     return {str(p.relative_to(results)): p.read_bytes() for p in results.rglob("*") if p.is_file()}
 
-
-def processes_with(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if text.encode() in f.read():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
 
 
 # -- the answers and the distances ------------------------------------------------------------

@@ -26,7 +26,7 @@ from ann_bench.run.plan import cpu_slots, make_plan
 from ann_bench.run.summary import summary
 from ann_bench.run.sweep import run_plan
 
-from .waiting import wait_for
+from .waiting import processes_with, wait_for
 
 DEFINITIONS = """
 algorithms:
@@ -107,18 +107,6 @@ def test_segfault_is_a_recorded_crash(tmp_path, data_dir, xs_angular, capsys):
     assert "crashed with SIGSEGV" in capsys.readouterr().out
 
 
-def _processes_mentioning(text):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if text.encode() in f.read():
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
 
 def _worker_output(pid):
     """The private output directory of the worker with this pid (from its job)."""
@@ -136,7 +124,7 @@ def test_killing_run_py_leaves_no_worker_and_keeps_finished_results(tmp_path, da
          str(definitions), "--runs", "1", "--results", str(results), "--data-dir", str(data_dir), "--no-progress"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     inputs = str(data_dir / ".worker-inputs")  # in the worker's job, not in run.py's arguments
-    workers = wait_for(lambda: _processes_mentioning(inputs))
+    workers = wait_for(lambda: processes_with(inputs))
     assert workers, "the worker should be running"
     messages = _worker_output(workers[0]) / "messages.jsonl"
     # The good query set is done (its message sent), then the worker hangs on the bad one.
@@ -144,7 +132,7 @@ def test_killing_run_py_leaves_no_worker_and_keeps_finished_results(tmp_path, da
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "interrupted" in err
-    assert _processes_mentioning(inputs) == []
+    assert processes_with(inputs) == []
     assert statuses(tmp_path) == ["ok"]
     assert not messages.parent.exists()  # the private output is gone with it
 

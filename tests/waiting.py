@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Callable, TypeVar
 
@@ -17,3 +18,17 @@ def wait_for(found: Callable[[], T], attempts: int = 600) -> T:
         threading.Event().wait(0.1)
         result = found()
     return result
+
+
+def processes_with(text: str) -> list[int]:
+    """The pids of the processes (other than this one) whose command line contains text."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if text.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass  # ended meanwhile
+    return found
