@@ -103,8 +103,9 @@ def test_diskann_quick_sweep_runs_locally_in_its_own_environment(tmp_path, data_
     own_python("diskann")
     results = tmp_path / "results"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "--local", "--quick", "--runs", "1", "--algorithm", "diskann",
-         "--dataset", DATASET, "--data-dir", str(data_dir), "--results", str(results), "--no-progress"],
+        [sys.executable, str(ROOT / "run.py"), "--local", "--quick", "--exhaustive", "--runs", "1",
+         "--algorithm", "diskann", "--dataset", DATASET, "--data-dir", str(data_dir), "--results", str(results),
+         "--no-progress"],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stdout + run.stderr
