@@ -33,9 +33,10 @@ from ...definitions import DEFAULT_FILE, Definition
 from ...jobs import Job
 from ...memory import CGROUP_VARIABLE
 from ..base import MEMORY_SHARE, Executor, Outcome, outcome_from_exit, thread_environment, worker_command
-from ..logs import CappedLog, copy_stream
+from ..logs import CappedLog
 from . import images
 from .images import DockerUnavailable, image_tag
+from .output import OutputPipe, redirected
 
 HARNESS_DIR = PACKAGE  # the ann_bench package on the host
 CONTAINER_HARNESS = "/opt/ann-bench/ann_bench"  # PYTHONPATH=/opt/ann-bench in the base image
@@ -46,7 +47,6 @@ PIDS_LIMIT = 1024
 TIMEOUT_MARGIN = 60  # seconds the in-container timeout allows past the sweep's own
 LABEL = "ann-bench"
 RESULTS_LABEL = "ann-bench.results"
-LOG_JOIN_SECONDS = 30
 
 
 def format_bytes(n: int) -> str:
@@ -112,7 +112,6 @@ class DockerExecutor(Executor):
         self.definitions_file = definitions_file
         self._memory_limit = memory_limit_bytes
         self._client = client
-        self._log_client = None
         self._lock = threading.Lock()
         self._running: set[str] = set()  # ids of the containers started and not yet removed
         self._stopped = False
@@ -125,16 +124,6 @@ class DockerExecutor(Executor):
             if self._client is None:
                 self._client = images.docker_client()
             return self._client
-
-    @property
-    def log_client(self):
-        """A client whose reads never time out: a worker may print nothing for hours."""
-        with self._lock:
-            if self._log_client is None:
-                import docker
-
-                self._log_client = docker.from_env(timeout=None)
-            return self._log_client
 
     @property
     def memory_limit_bytes(self) -> int:
@@ -217,11 +206,12 @@ class DockerExecutor(Executor):
         return None if ids == (os.getuid(), os.getgid()) else ids
 
     def command(self, job: Job, timeout: float | None) -> list[str]:
-        """The worker's command, under a time limit of its own when the sweep has one."""
+        """The worker's command, its output sent into the pipe, under a time limit of its own
+        when the sweep has one."""
         command = worker_command("python", job)
-        if timeout is None:
-            return command
-        return ["timeout", "-s", "KILL", str(int(timeout) + TIMEOUT_MARGIN), *command]
+        if timeout is not None:
+            command = ["timeout", "-s", "KILL", str(int(timeout) + TIMEOUT_MARGIN), *command]
+        return redirected(command)
 
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
                 results_dir: Path) -> Outcome:
@@ -243,6 +233,7 @@ class DockerExecutor(Executor):
         ids = self._foreign_ids()
         if ids:
             os.chown(job.results_dir, *ids)  # its private output: the container's user writes there
+        output = OutputPipe(log, ids)
 
         container = None
         try:
@@ -257,7 +248,7 @@ class DockerExecutor(Executor):
                 mem_limit=limit,
                 memswap_limit=limit,  # equal to the memory limit: no swap
                 network_mode="none",
-                volumes=volumes,
+                volumes={**volumes, **output.volume},
                 # /tmp is where on-disk engines keep their index; its pages count against the
                 # memory limit, which bounds it.
                 tmpfs={"/tmp": f"size={limit},mode=1777"},
@@ -265,8 +256,8 @@ class DockerExecutor(Executor):
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 pids_limit=PIDS_LIMIT,
-                # The output is streamed from the start (attach), not kept by the engine, whose
-                # rotating log loses and repeats lines of a chatty worker.
+                # The output goes through the pipe, not kept by the engine, whose rotating log
+                # loses and repeats lines of a chatty worker.
                 log_config={"type": "none", "config": {}},
                 # Which sweep a container belongs to: its results directory on the host.
                 labels={LABEL: "worker", "ann-bench.algorithm": definition.algorithm,
@@ -277,25 +268,25 @@ class DockerExecutor(Executor):
                 if self._stopped:
                     return Outcome("failed", "interrupted before it started", environment=environment)
                 self._running.add(container.id)
-            output = self.log_client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False)
-            reader = threading.Thread(target=copy_stream, args=(output, log), daemon=True)
-            reader.start()
+            output.start()
             container.start()
-            return replace(self._await(container, reader, log, limit, timeout), environment=environment)
+            return replace(self._await(container, output, log, limit, timeout), environment=environment)
         except (DockerException, RequestException) as e:
             message = engine_error(e)
             log.note(message)
             return Outcome("failed", message, environment=environment)
         finally:
+            ended = True
             if container is not None:
                 with self._lock:
                     self._running.discard(container.id)
                 try:
                     container.remove(force=True)
                 except (DockerException, RequestException):
-                    pass  # gone already, or the engine is: nothing more to do here
+                    ended = False  # gone already, or the engine is: nothing more to do here
+            output.remove(wait=ended)
 
-    def _await(self, container, reader: threading.Thread, log: CappedLog, limit: int,
+    def _await(self, container, output: OutputPipe, log: CappedLog, limit: int,
                timeout: float | None) -> Outcome:
         """Wait for a started container to end, killing it at the timeout, and say how it ended."""
         from docker.errors import APIError, DockerException
@@ -315,10 +306,10 @@ class DockerExecutor(Executor):
                 killed = False  # it ended by itself in the meantime: say how
             code = int(container.wait(timeout=60).get("StatusCode", -1))
             if killed:
-                reader.join(LOG_JOIN_SECONDS)
+                output.finish()
                 log.note(f"killed after {time.monotonic() - started:.1f} s: timeout {timeout:g} s")
                 return Outcome("timeout", f"timed out after {timeout:g} s")
-        reader.join(LOG_JOIN_SECONDS)
+        output.finish()
         container.reload()
         if container.attrs["State"].get("OOMKilled"):
             log.note(f"killed by the kernel: memory limit {limit} bytes")
