@@ -44,7 +44,7 @@ def small(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cheats_image(engine) -> None:  # noqa: F811
+def cheats_image(engine) -> None:
     results = images.build_images(["cheats"], progress=None)
     if not all(r.ok for r in results):
         pytest.fail("could not build the cheats image:\n" + images.format_table(results))

@@ -64,7 +64,7 @@ def _cases(kinds: tuple[str, ...]):
         yield pytest.param((name, metric), id=f"{name}-{metric}", marks=marks)
 
 
-def sequential_and_concurrent(name: str, metric: str, local_data, n_clients: int = CLIENTS):  # noqa: F811
+def sequential_and_concurrent(name: str, metric: str, local_data, n_clients: int = CLIENTS):
     """The entry's most accurate quick point, answering QUERIES queries one by one and then
     with n_clients at once (as run.py --clients does)."""
     entry = ENTRIES[name]
@@ -91,13 +91,13 @@ def assert_same_answers(name: str, sequential: list, burst: clients.Burst) -> No
 
 
 @pytest.mark.parametrize("case", list(_cases(("threads", "connections"))))
-def test_concurrent_answers_equal_sequential_ones(case, local_data):  # noqa: F811
+def test_concurrent_answers_equal_sequential_ones(case, local_data):
     name, metric = case
     sequential, burst = sequential_and_concurrent(name, metric, local_data)
     assert_same_answers(name, sequential, burst)
 
 
-def test_forked_clients_answer_as_one_by_one(local_data):  # noqa: F811
+def test_forked_clients_answer_as_one_by_one(local_data):
     assert ENTRIES["bruteforce"].declared.clients == "processes"
     sequential, burst = sequential_and_concurrent("bruteforce", "angular", local_data)
     assert_same_answers("bruteforce", sequential, burst)
@@ -242,7 +242,7 @@ def test_a_local_sweep_with_clients_writes_each_mode_and_plots_it(tmp_path, data
 DOCKER_ALGORITHMS = ("bruteforce", "hnswlib", "pgvector-hnsw")
 
 
-def test_a_docker_sweep_with_clients(engine, tmp_path, data_dir, xs_angular):  # noqa: F811
+def test_a_docker_sweep_with_clients(engine, tmp_path, data_dir, xs_angular):
     assert [ENTRIES[a].declared.clients for a in DOCKER_ALGORITHMS] == ["processes", "threads", "connections"]
     built = images.build_images(list(dict.fromkeys(ENTRIES[a].image for a in DOCKER_ALGORITHMS)), proc=2,
                                 progress=None)

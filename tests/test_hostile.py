@@ -25,32 +25,14 @@ from ann_bench.datasets.distance import distances_to
 from ann_bench.paths import REPO
 from ann_bench.report import metrics
 from ann_bench.results.files import iter_result_paths, params_name, read_result
-from ann_bench.run.executors.docker import images
 from ann_bench.run.executors.logs import HEAD_BYTES, TAIL_BYTES
 
+from .test_docker import built, engine  # noqa: F401 (fixtures: TEST_IMAGES has hostile's)
 from .waiting import processes_with, wait_for
 
 HOSTILE = REPO / "tests" / "hostile-algorithms.yaml"
 DATASET = "random-xs-20-angular"
 MODES = ["docker", "local"]
-
-
-@pytest.fixture(scope="module")
-def engine():
-    try:
-        return images.docker_client()
-    except images.DockerUnavailable as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI without a Docker engine: the Docker tests must run ({e})")
-        pytest.skip(f"Docker tests skipped: no Docker engine is reachable here ({e})")
-
-
-@pytest.fixture(scope="module")
-def built(engine):
-    results = images.build_images(["bruteforce", "hostile"], proc=2, progress=None)
-    if not all(r.ok for r in results):
-        pytest.fail("could not build the test images:\n" + images.format_table(results))
-    return engine
 
 
 @pytest.fixture

@@ -96,7 +96,7 @@ def test_peak_memory_grows_with_the_data_locally(tmp_path, datasets_by_size, nam
     ("bruteforce", [], []),
     ("hnswlib", {"M": 8, "efConstruction": 40}, {"ef": [10]}),
 ])
-def test_peak_memory_grows_with_the_data_in_docker(built, tmp_path, datasets_by_size, name, args,  # noqa: F811
+def test_peak_memory_grows_with_the_data_in_docker(built, tmp_path, datasets_by_size, name, args,
                                                    query_args):
     definitions = definitions_file(tmp_path, name, args, query_args)
     assert_grows(run(tmp_path, datasets_by_size, definitions), "cgroup")
@@ -110,7 +110,7 @@ def test_peak_memory_grows_with_the_data_in_docker(built, tmp_path, datasets_by_
     (lambda f: f.attrs.__setitem__("ondisk_mb", float("nan")), "attribute ondisk_mb"),
     (lambda f: f.attrs.__setitem__("memory_measure", "trust me"), "attribute memory_measure is 'trust me'"),
 ])
-def test_the_host_bounds_the_memory_figures(written, change, message):  # noqa: F811
+def test_the_host_bounds_the_memory_figures(written, change, message):
     job, path = written
     accepted = check(job, path)
     assert accepted.attrs["peak_build_mb"] > 0 and accepted.attrs["memory_measure"] == "vmhwm"
@@ -119,7 +119,7 @@ def test_the_host_bounds_the_memory_figures(written, change, message):  # noqa: 
         check(job, path)
 
 
-def test_an_on_disk_size_is_kept(written):  # noqa: F811
+def test_an_on_disk_size_is_kept(written):
     job, path = written
     alter(path, lambda f: f.attrs.__setitem__("ondisk_mb", 12.5))
     assert check(job, path).attrs["ondisk_mb"] == 12.5

@@ -5,15 +5,13 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from tqdm import tqdm
-
 from ..errors import DatasetError
+from ..progress import bar as progress_bar
 
 DEFAULT_BASE_URL = "http://ann-benchmarks.com"
 URL_ENV = "ANN_BENCH_DATASET_URL"
@@ -102,8 +100,8 @@ def _stream(response: Any, part: Path, start: int, total: int | None, label: str
     """Append the body to `part` (truncated to `start` first): (file size, failure or None)."""
     received, failure = start, None
     with open(part, "r+b" if start else "wb") as out, \
-            tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-                 desc=label, file=sys.stderr, disable=not progress) as bar:
+            progress_bar(progress, total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
+                         desc=label) as bar:
         out.truncate(start)
         out.seek(start)
         while True:

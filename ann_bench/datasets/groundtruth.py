@@ -23,7 +23,6 @@ steps are single-threaded numpy calls that release the GIL.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +31,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import scipy.sparse
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from ..errors import UserError
+from ..progress import bar as progress_bar
 from .distance import METRICS, n_items, normalize, pair_distances, sets_to_csr
 
 DEFAULT_BLOCK_BYTES = 64 << 20
@@ -83,8 +82,8 @@ def exact_knn(train: Points, queries: Points, k: int, metric: str,
     blocks = [(lo, min(lo + search.block_queries, n_queries))
               for lo in range(0, n_queries, search.block_queries)]
     states = {block: _BlockState(block[1] - block[0]) for block in blocks}
-    with tqdm(total=n_train * n_queries, desc=f"ground truth ({metric}, k={k})",
-              unit="pair", unit_scale=True, file=sys.stderr, disable=not progress) as bar, \
+    with progress_bar(progress, total=n_train * n_queries, desc=f"ground truth ({metric}, k={k})",
+                      unit="pair", unit_scale=True) as bar, \
             threadpool_limits(1 if workers > 1 else None, user_api="blas"), \
             ThreadPoolExecutor(workers) as pool:
         for c_lo, chunk in _chunks(train, chunk_rows):

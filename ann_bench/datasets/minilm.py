@@ -14,16 +14,15 @@ keeps two runs on one machine bit-identical.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from scipy.special import erf
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from ..errors import UserError
+from ..progress import bar as progress_bar
 
 MAX_TOKENS = 256
 DIMENSION = 384
@@ -60,8 +59,8 @@ class MiniLM:
         lengths = np.array([len(t) for t in ids], dtype=np.int64)
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(ids), DIMENSION), dtype=np.float32)
-        with tqdm(total=len(ids), desc=desc, unit="sentence", file=sys.stderr,
-                  disable=not progress) as bar, threadpool_limits(None, user_api="blas"):
+        with progress_bar(progress, total=len(ids), desc=desc, unit="sentence") as bar, \
+                threadpool_limits(None, user_api="blas"):
             for batch in _batches(order, lengths):
                 out[batch] = self._forward([ids[i] for i in batch])
                 bar.update(len(batch))

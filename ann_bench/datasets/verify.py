@@ -27,17 +27,16 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from ..atomic import write_atomically
 from ..errors import DatasetError
+from ..progress import bar as progress_bar
 from .distance import pair_distances, sets_to_csr
 from .groundtruth import DEFAULT_MEMORY_BYTES, exact_knn, filtered_knn
 from .hdf5 import Header, Malformed, content_sha256, damaged, read_header, sparse_points, text
@@ -71,8 +70,8 @@ def check_dataset(path: Path | str, progress: bool = True) -> None:
     if _recorded_stamp(path) == stamp:
         return
     start = time.perf_counter()
-    with tqdm(total=len(STEPS) + 1, desc=f"checking {path.name} (once per version)",
-              unit="step", file=sys.stderr, disable=not progress) as bar:
+    with progress_bar(progress, total=len(STEPS) + 1, desc=f"checking {path.name} (once per version)",
+                      unit="step") as bar:
         verify_contents(path, bar.update)
         digest = sha256_file(path)
         bar.update()
