@@ -220,19 +220,20 @@ def test_run_py_killed_leaves_no_local_worker_and_the_next_sweep_removes_its_chi
             os.kill(pid, signal.SIGKILL)
 
 
-def test_run_py_killed_leaves_a_container_that_the_next_sweep_removes(built, tmp_path, data_dir, xs_angular):
+def test_run_py_killed_leaves_a_container_that_the_next_sweep_removes(built, engine, tmp_path, data_dir, xs_angular):
     results = tmp_path / "results"
     label = {"label": f"ann-bench.results={results.resolve()}"}
     proc = start_run_py(results, data_dir, "--algorithm", "hostile-hang")
     try:
-        [container] = wait_for(lambda: built.containers.list(filters=label))
+        [container] = wait_for(lambda: engine.containers.list(filters=label))
         proc.kill()
         proc.wait(30)
         container.reload()
         # It runs on, but not for ever: under a time limit of its own.
-        assert container.status == "running" and container.attrs["Config"]["Cmd"][:3] == ["timeout", "-s", "KILL"]
+        command = container.attrs["Config"]["Cmd"]
+        assert container.status == "running" and command[command.index("timeout"):][:3] == ["timeout", "-s", "KILL"]
         assert sweep(results, data_dir, "docker", "bruteforce") == 0
-        assert built.containers.list(all=True, filters=label) == []
+        assert engine.containers.list(all=True, filters=label) == []
     finally:
-        for leftover in built.containers.list(all=True, filters=label):
+        for leftover in engine.containers.list(all=True, filters=label):
             leftover.remove(force=True)
