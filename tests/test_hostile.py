@@ -186,7 +186,7 @@ def test_logs_are_complete_capped_and_fresh_per_attempt(mode, tmp_path, data_dir
 def test_a_local_worker_leaves_no_process_behind_even_when_it_succeeds(tmp_path, data_dir, xs_angular):
     results = tmp_path / "results"
     assert sweep(results, data_dir, "local", "hostile-forker") == 0
-    assert processes_with("forker-tag") == []
+    assert processes_with("forker-tag", str(data_dir)) == []
 
 
 def start_run_py(results: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
@@ -199,9 +199,13 @@ def start_run_py(results: Path, data_dir: Path, *extra: str) -> subprocess.Popen
 def test_run_py_killed_leaves_no_local_worker_and_the_next_sweep_removes_its_children(tmp_path, data_dir, xs_angular):
     results = tmp_path / "results"
     proc = start_run_py(results, data_dir, "--local", "--algorithm", "hostile-hang")
+
+    def hanging() -> list[int]:
+        return processes_with("hang-tag", str(data_dir))
+
     try:
         # The worker and the child it forked both carry the tag on their command line.
-        workers = wait_for(lambda: processes_with("hang-tag") if len(processes_with("hang-tag")) >= 2 else [])
+        workers = wait_for(lambda: hanging() if len(hanging()) >= 2 else [])
         assert len(workers) >= 2
         with open(f"/proc/{workers[0]}/cmdline", "rb") as f:
             argv = f.read().decode().split("\0")
@@ -210,13 +214,13 @@ def test_run_py_killed_leaves_no_local_worker_and_the_next_sweep_removes_its_chi
         proc.wait(30)
         # The worker dies with run.py; what it forked, and its output directory, are left for
         # the next sweep of the tree to remove.
-        assert wait_for(lambda: len(processes_with("hang-tag")) <= 1)
+        assert wait_for(lambda: len(hanging()) <= 1)
         assert output.is_dir()
         assert sweep(results, data_dir, "local", "bruteforce") == 0
-        assert wait_for(lambda: processes_with("hang-tag") == [])
+        assert wait_for(lambda: hanging() == [])
         assert not output.exists()
     finally:
-        for pid in processes_with("hang-tag"):
+        for pid in hanging():
             os.kill(pid, signal.SIGKILL)
 
 

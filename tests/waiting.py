@@ -20,14 +20,16 @@ def wait_for(found: Callable[[], T], attempts: int = 600) -> T:
     return result
 
 
-def processes_with(text: str) -> list[int]:
-    """The pids of the processes (other than this one) whose command line contains text."""
+def processes_with(*texts: str) -> list[int]:
+    """The pids of the processes (other than this one) whose command line contains every text
+    (a tag and a test session's data folder: not another session's processes)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit() and int(entry) != os.getpid():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if text.encode() in f.read():
+                    line = f.read()
+                    if all(text.encode() in line for text in texts):
                         found.append(int(entry))
             except OSError:
                 pass  # ended meanwhile
