@@ -29,6 +29,8 @@ class Voyager(BaseANN):
     metrics = tuple(SPACES)
     point_types = ("float",)
     supports_batch = True
+    supports_insert = True
+    supports_delete = True
     package = "voyager"
     clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
 
@@ -53,6 +55,20 @@ class Voyager(BaseANN):
         )
         index.add_items(X, ids=np.arange(len(X)), num_threads=self.threads)
         self._index = index
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """voyager's add_items under the ids (it grows its index as needed); the first call
+        makes the empty index, as fit does."""
+        if self._index is None:
+            self.fit(X[:0])
+        assert self._index is not None
+        self._index.add_items(np.array(X, dtype=np.float32), ids=ids, num_threads=self.threads)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """voyager's mark_deleted: the points stay in the graph as waypoints, never answered."""
+        assert self._index is not None
+        for i in ids.tolist():
+            self._index.mark_deleted(i)
 
     def set_query_arguments(self, ef: int) -> None:
         assert self._index is not None
