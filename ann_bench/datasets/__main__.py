@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import log as logsetup
@@ -87,7 +88,6 @@ def filter_main(argv: list[str]) -> int:
         description="Derive filtered sets from a dataset: seeded Zipf labels per point, a label "
                     "range per query, and the exact top-k among the points that pass; one file "
                     "DATA_DIR/NAME-filter-zipf-<percent>pct.hdf5 per selectivity.")
-    parser.add_argument("name", help="the dataset to derive from (fetched or built when missing)")
     parser.add_argument("--selectivity", type=float, action="append",
                         help="fraction of the points a query's filter lets through (repeatable; "
                              f"default {' '.join(map(str, filtered.SELECTIVITIES))})")
@@ -98,17 +98,12 @@ def filter_main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=filtered.SEED, help=f"seed ({filtered.SEED})")
     parser.add_argument("-k", "--count", type=int, default=filtered.COUNT,
                         help=f"neighbours of ground truth per query ({filtered.COUNT})")
-    parser.add_argument("--data-dir", default="data", help="where datasets live (data)")
-    logsetup.add_arguments(parser)
-    args = parser.parse_args(argv)
-    logsetup.setup_from(args)
-    try:
-        _, base = locate(args.name, args.data_dir)
+
+    def derive(args: argparse.Namespace, base: Path) -> None:
         for selectivity in args.selectivity or filtered.SELECTIVITIES:
             print(filtered.build_filtered(base, selectivity, args.labels, args.filters, args.seed, args.count))
-    except UserError as error:
-        return report(error)
-    return 0
+
+    return derive_main(parser, argv, derive)
 
 
 def stream_main(argv: list[str]) -> int:
@@ -116,16 +111,23 @@ def stream_main(argv: list[str]) -> int:
         prog="python -m ann_bench.datasets stream",
         description="Derive a streaming set from a dataset: a runbook's steps and the exact top-k of the rows live "
                     "at each search step; DATA_DIR/NAME-stream-<runbook>.hdf5 (run.py --runbook makes it too).")
-    parser.add_argument("name", help="the dataset to derive from (fetched or built when missing)")
     parser.add_argument("--runbook", required=True,
                         help=f"a shipped runbook ({', '.join(runbook.shipped())}) or a YAML file of your own")
+    return derive_main(parser, argv, lambda args, base: print(stream_set(base, runbook.load(args.runbook))))
+
+
+def derive_main(parser: argparse.ArgumentParser, argv: list[str],
+                derive: Callable[[argparse.Namespace, Path], None]) -> int:
+    """A command that derives sets from the dataset NAME: its common options, the dataset
+    located (fetched or built when missing), then `derive`."""
+    parser.add_argument("name", help="the dataset to derive from (fetched or built when missing)")
     parser.add_argument("--data-dir", default="data", help="where datasets live (data)")
     logsetup.add_arguments(parser)
     args = parser.parse_args(argv)
     logsetup.setup_from(args)
     try:
         _, base = locate(args.name, args.data_dir)
-        print(stream_set(base, runbook.load(args.runbook)))
+        derive(args, base)
     except UserError as error:
         return report(error)
     return 0

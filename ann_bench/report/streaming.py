@@ -11,19 +11,17 @@ recall/QPS plot of the whole run as for any dataset and, beside it, this one:
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ..atomic import write_atomically
 from ..datasets.hdf5 import STREAM_OPS
 from ..datasets.runbook import DELETE, INSERT, SEARCH
 from ..results.acceptance import UPDATE_TIMES
 from ..results.files import RunResult, load_results
-from .common import DEFAULT_COUNT
+from .common import DEFAULT_COUNT, save_figure
 from .metrics import knn_recall
 from .styles import algorithm_style
 
@@ -88,7 +86,6 @@ def plot_steps(results: list[dict], output: Path | str, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     output = Path(output)
-    fmt = output.suffix.lstrip(".").lower() or "png"
     fig, (recall_ax, qps_ax, update_ax) = plt.subplots(1, 3, figsize=(16, 5.5), layout="constrained")
     try:
         builds = set()
@@ -116,9 +113,7 @@ def plot_steps(results: list[dict], output: Path | str, title: str) -> Path:
         recall_ax.legend(fontsize="x-small")
         update_ax.legend(fontsize="x-small")
         fig.suptitle(title)
-        image = io.BytesIO()
-        fig.savefig(image, format=fmt, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
-        write_atomically(output, image.getvalue())
+        save_figure(fig, output)
     finally:
         plt.close(fig)
     return output

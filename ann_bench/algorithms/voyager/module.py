@@ -44,25 +44,22 @@ class Voyager(BaseANN):
         self._index: voyager.Index | None = None
 
     def fit(self, X: np.ndarray) -> None:
+        self.insert(X, np.arange(len(X)))
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """add_items under the ids (voyager grows its index as needed); the first call (fit's)
+        makes the index, sized for these points."""
         # voyager copies the vectors into its own storage (normalising them for Cosine); its
         # binding takes writable matrices only, and X is read-only: a copy.
         X = np.array(X, dtype=np.float32)
-        index = voyager.Index(
-            SPACES[self.metric], num_dimensions=X.shape[1], M=self.M,
-            ef_construction=self.ef_construction, max_elements=len(X),
-            storage_data_type=voyager.StorageDataType.Float32,
-            **({} if self.seed is None else {"random_seed": self.seed}),
-        )
-        index.add_items(X, ids=np.arange(len(X)), num_threads=self.threads)
-        self._index = index
-
-    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
-        """voyager's add_items under the ids (it grows its index as needed); the first call
-        makes the empty index, as fit does."""
         if self._index is None:
-            self.fit(X[:0])
-        assert self._index is not None
-        self._index.add_items(np.array(X, dtype=np.float32), ids=ids, num_threads=self.threads)
+            self._index = voyager.Index(
+                SPACES[self.metric], num_dimensions=X.shape[1], M=self.M,
+                ef_construction=self.ef_construction, max_elements=len(X),
+                storage_data_type=voyager.StorageDataType.Float32,
+                **({} if self.seed is None else {"random_seed": self.seed}),
+            )
+        self._index.add_items(X, ids=ids, num_threads=self.threads)
 
     def delete(self, ids: np.ndarray) -> None:
         """voyager's mark_deleted: the points stay in the graph as waypoints, never answered."""
