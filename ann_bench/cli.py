@@ -15,8 +15,8 @@ import h5py
 from . import datasets
 from . import log as logsetup
 from .datasets import runbook
-from .datasets.hdf5 import STREAM_OPS
 from .datasets.filtered import is_filtered
+from .datasets.hdf5 import STREAM_OPS
 from .datasets.streaming import has_deletes, is_stream, stream_set
 from .errors import DatasetError, UserError, report
 from .report.common import positive_int

@@ -6,6 +6,7 @@ figure per step."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -205,7 +206,7 @@ def check_sweep(path: Path, results: Path, algorithms: list[str]) -> None:
     assert seen == set(algorithms)
 
 
-def test_run_py_local_with_a_runbook_and_its_plot(xs_angular, tmp_path):
+def test_run_py_local_with_a_runbook_its_plot_and_its_export(xs_angular, tmp_path):
     algorithms = ["bruteforce", "hnswlib", "faiss-ivf"]
     run = run_stream(xs_angular, tmp_path, algorithms, "--local")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -217,6 +218,15 @@ def test_run_py_local_with_a_runbook_and_its_plot(xs_angular, tmp_path):
     assert plot.returncode == 0, plot.stderr
     steps_png = tmp_path / f"{path.stem}-steps.png"
     assert steps_png.stat().st_size > 10_000 and str(steps_png) in plot.stdout
+    export = subprocess.run([sys.executable, "-m", "ann_bench.report.export", "--dataset", path.stem, "--data-dir",
+                             str(path.parent), "-k", str(K), "--results", str(tmp_path), "--steps", "--output",
+                             str(tmp_path / "steps.json")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert export.returncode == 0, export.stderr
+    rows = json.loads((tmp_path / "steps.json").read_text())
+    assert len(rows) == 10 * len(list(load_results(tmp_path, path.stem, K)))
+    assert {row["recall"] for row in rows if row["algorithm"] == "bruteforce"} == {1.0}
+    assert [row["step"] for row in rows[:10]] == list(range(1, 11))
+    assert rows[0]["delete_rate"] is None and rows[9]["deleted"] == 900 and rows[9]["insert_rate"] > 0
 
 
 def test_run_py_leaves_out_a_wrapper_without_supports_insert(xs_angular, tmp_path):

@@ -40,9 +40,9 @@ from ..atomic import write_atomically
 from ..errors import DatasetError
 from .distance import pair_distances, sets_to_csr
 from .groundtruth import DEFAULT_MEMORY_BYTES, exact_knn, filtered_knn
-from .streaming import live_knn
 from .hdf5 import STREAM_OPS, Header, Malformed, content_sha256, damaged, read_header, sparse_points, text
 from .sources import sha256_file
+from .streaming import live_knn
 
 log = logging.getLogger(__name__)
 

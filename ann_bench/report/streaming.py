@@ -20,7 +20,7 @@ import numpy as np
 from ..datasets.hdf5 import STREAM_OPS
 from ..datasets.runbook import DELETE, INSERT, SEARCH
 from ..results.acceptance import UPDATE_TIMES
-from ..results.files import RunResult, load_results
+from ..results.files import RunResult, canonical_json, load_results
 from .common import DEFAULT_COUNT, save_figure
 from .metrics import knn_recall
 from .styles import algorithm_style
@@ -45,11 +45,12 @@ def step_figures(result: RunResult, true_distances: np.ndarray, ops: np.ndarray,
     n_steps = int((ops[:, 0] == SEARCH).sum())
     per_step = len(result.times) // n_steps
     update_times = result.extra.get(UPDATE_TIMES, np.zeros(len(ops)))
-    figures, pending = [], {INSERT: [0, 0.0], DELETE: [0, 0.0]}
+    figures: list[dict] = []
+    rows_since, seconds_since = {INSERT: 0, DELETE: 0}, {INSERT: 0.0, DELETE: 0.0}
     for (operation, lo, hi), seconds in zip(ops, update_times):
         if operation != SEARCH:
-            pending[operation][0] += int(hi - lo)
-            pending[operation][1] += float(seconds)
+            rows_since[operation] += int(hi - lo)
+            seconds_since[operation] += float(seconds)
             continue
         rows = slice(len(figures) * per_step, (len(figures) + 1) * per_step)
         step = replace(result, distances=result.distances[rows], times=result.times[rows])
@@ -57,18 +58,18 @@ def step_figures(result: RunResult, true_distances: np.ndarray, ops: np.ndarray,
             "step": len(figures) + 1,
             "recall": knn_recall(true_distances[rows], step, count),
             "qps": per_step / float(result.times[rows].sum()),
-            "inserted": pending[INSERT][0], "insert_rate": _rate(*pending[INSERT]),
-            "deleted": pending[DELETE][0], "delete_rate": _rate(*pending[DELETE]),
+            "inserted": rows_since[INSERT], "insert_rate": _rate(rows_since[INSERT], seconds_since[INSERT]),
+            "deleted": rows_since[DELETE], "delete_rate": _rate(rows_since[DELETE], seconds_since[DELETE]),
         })
-        pending = {INSERT: [0, 0.0], DELETE: [0, 0.0]}
+        rows_since, seconds_since = {INSERT: 0, DELETE: 0}, {INSERT: 0.0, DELETE: 0.0}
     return figures
 
 
 def stream_results(results_dir: Path | str, dataset: str, count: int, true_distances: np.ndarray,
                    ops: np.ndarray) -> list[dict]:
-    """Every ok result of the streaming set: its name, algorithm, build args and step figures."""
-    return [{"name": result.attrs["name"], "algorithm": result.attrs["algo"],
-             "build_args": result.attrs.get("build_args"), "steps": step_figures(result, true_distances, ops, count)}
+    """Every ok result of the streaming set: its name, algorithm, arguments and step figures."""
+    return [{"name": result.attrs["name"], "algorithm": result.attrs["algo"], "build_args": result.build_args,
+             "query_args": result.query_args, "steps": step_figures(result, true_distances, ops, count)}
             for result in load_results(results_dir, dataset, count, batch=False)]
 
 
@@ -95,12 +96,12 @@ def plot_steps(results: list[dict], output: Path | str, title: str) -> Path:
             line = dict(color=style.colour, marker=style.marker, linestyle=style.dash, linewidth=1.2, markersize=4)
             recall_ax.plot(steps, [s["recall"] for s in result["steps"]], label=result["name"], **line)
             qps_ax.plot(steps, [s["qps"] for s in result["steps"]], **line)
-            build = (result["algorithm"], result["build_args"])
+            build = (result["algorithm"], canonical_json(result["build_args"]))
             if build in builds:
                 continue  # the updates of one build are the same for each of its query arguments
             builds.add(build)
             update_ax.plot(steps, [s["insert_rate"] for s in result["steps"]], color=style.colour,
-                           marker=style.marker, label=f"{result['algorithm']} {result['build_args']}")
+                           marker=style.marker, label=f"{build[0]} {build[1]}")
             update_ax.plot(steps, [s["delete_rate"] for s in result["steps"]], color=style.colour,
                            marker=style.marker, linestyle="--", fillstyle="none")
         recall_ax.set(xlabel="search step", ylabel="k-nn recall", title="Recall of the live set at each step")

@@ -38,7 +38,8 @@ def check_supported(algo: BaseANN, ops: np.ndarray, job: Job) -> None:
     """StreamUnsupported saying why the wrapper cannot replay these steps, if it cannot."""
     name = job.definition.algorithm
     if not algo.supports_insert:
-        raise StreamUnsupported(f"{name} does not declare supports_insert; it cannot run the streaming set {job.dataset}")
+        raise StreamUnsupported(f"{name} does not declare supports_insert; it cannot run the streaming set "
+                                f"{job.dataset}")
     if has_deletes(ops) and not algo.supports_delete:
         raise StreamUnsupported(f"{name} does not declare supports_delete; the runbook of {job.dataset} deletes rows")
     if job.batch or job.clients:
