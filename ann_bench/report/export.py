@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 from .. import log as logsetup
 from ..atomic import write_atomically
+from ..datasets.hdf5 import load_dataset
 from ..errors import UserError, report
 from ..results.files import STATUS_OK, STATUS_SKIPPED, canonical_json
 from . import repeats, streaming
@@ -101,13 +102,12 @@ def _json_value(value: Any) -> Any:
 def step_rows(results_dir: Path | str, dataset: str, count: int, data_dir: Path | str = "data") -> list[dict]:
     """A streaming set's rows per result and search step (STEP_COLUMNS); a UserError for any
     other dataset."""
-    from .. import datasets
-
-    path = datasets.dataset_path(dataset, data_dir)
-    ops = streaming.stream_ops(path)
-    if ops is None:
-        raise UserError(f"{dataset} is not a streaming set (run.py --runbook makes one); leave out --steps")
-    truth = datasets.load_dataset(path).distances
+    found = streaming.stream_set(dataset, data_dir)
+    if found is None:
+        raise UserError(f"{dataset} is not a streaming set in {data_dir}/ (run.py --runbook makes one); "
+                        f"leave out --steps")
+    path, ops = found
+    truth = load_dataset(path).distances
     return [{"dataset": dataset, "k": count, "algorithm": result["algorithm"], "name": result["name"],
              "build_args": result["build_args"], "query_args": result["query_args"], **step}
             for result in streaming.stream_results(results_dir, dataset, count, truth, ops) for step in result["steps"]]

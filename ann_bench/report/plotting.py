@@ -26,6 +26,7 @@ from typing import Sequence
 
 from .. import log as logsetup
 from ..atomic import write_atomically
+from ..datasets.hdf5 import load_dataset
 from ..errors import UserError, report
 from ..results.files import iter_result_paths
 from ..usage import Formatter
@@ -296,13 +297,11 @@ def _plot_one(args: argparse.Namespace, dataset: str, count: int, output: Path |
 
 def _plot_steps(args: argparse.Namespace, dataset: str, count: int) -> str:
     """A streaming set's figure per search step, beside its plot; what to add to the line printed."""
-    from .. import datasets
-
-    path = datasets.dataset_path(dataset, args.data_dir)
-    ops = streaming.stream_ops(path)
-    if ops is None:
+    found = streaming.stream_set(dataset, args.data_dir)
+    if found is None:
         return ""
-    truth = datasets.load_dataset(path).distances
+    path, ops = found
+    truth = load_dataset(path).distances
     results = streaming.stream_results(args.results, dataset, count, truth, ops)
     output = streaming.default_output(args.results, dataset, count, args.format)
     streaming.plot_steps(results, output, f"{dataset}: k={count}, per search step")

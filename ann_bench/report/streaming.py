@@ -17,8 +17,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .. import datasets
 from ..datasets.hdf5 import STREAM_OPS
 from ..datasets.runbook import DELETE, INSERT, SEARCH
+from ..errors import UnknownNameError
 from ..results.acceptance import UPDATE_TIMES
 from ..results.files import RunResult, canonical_json, load_results
 from .common import DEFAULT_COUNT, save_figure
@@ -28,10 +30,17 @@ from .styles import algorithm_style
 NAN = float("nan")
 
 
-def stream_ops(dataset_path: Path) -> np.ndarray | None:
-    """The runbook steps of a streaming set's file; None for any other dataset."""
-    with h5py.File(dataset_path, "r") as f:
-        return f[STREAM_OPS][:] if STREAM_OPS in f else None
+def stream_set(dataset: str, data_dir: Path | str) -> tuple[Path, np.ndarray] | None:
+    """A streaming set's file and runbook steps; None for any other dataset, or one without a
+    file here (its results can still be plotted from the metrics cache)."""
+    try:
+        path = datasets.dataset_path(dataset, data_dir)
+    except UnknownNameError:
+        return None
+    if not path.is_file():
+        return None
+    with h5py.File(path, "r") as f:
+        return (path, f[STREAM_OPS][:]) if STREAM_OPS in f else None
 
 
 def _rate(rows: int, seconds: float) -> float:
@@ -87,7 +96,7 @@ def plot_steps(results: list[dict], output: Path | str, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     output = Path(output)
-    fig, (recall_ax, qps_ax, update_ax) = plt.subplots(1, 3, figsize=(16, 5.5), layout="constrained")
+    fig, (recall_ax, qps_ax, update_ax) = plt.subplots(1, 3, figsize=(16, 6.5), layout="constrained")
     try:
         builds = set()
         for result in results:
@@ -111,7 +120,8 @@ def plot_steps(results: list[dict], output: Path | str, title: str) -> Path:
         for ax in (recall_ax, qps_ax, update_ax):
             ax.set_xticks(sorted({s["step"] for result in results for s in result["steps"]}))
             ax.grid(True, alpha=0.3)
-        recall_ax.legend(fontsize="x-small")
+        # The results' legend below the panels, where it covers no line; the builds' in their panel.
+        fig.legend(*recall_ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize="small")
         update_ax.legend(fontsize="x-small")
         fig.suptitle(title)
         save_figure(fig, output)
