@@ -37,6 +37,8 @@ STREAMING = [name for name, entry in ENTRIES.items() if entry.declared.supports_
 IN_DOCKER = ["bruteforce", "hnswlib", "pgvector-hnsw"]
 RUNBOOKS = runbook.shipped()
 RECALL_APPROXIMATE = 0.8
+# metric -> the small local set streamed for it
+BASES = {"angular": "random-xs-20-angular", "euclidean": "random-xs-20-euclidean", "hamming": "random-hamming-bits"}
 
 
 def test_the_shipped_runbooks_are_five_batches_and_a_sliding_window():
@@ -79,10 +81,10 @@ def test_an_unknown_runbook_name_lists_the_shipped_ones():
 
 
 @pytest.fixture(scope="module")
-def stream_sets(xs_angular, xs_euclidean) -> dict[tuple[str, str], Path]:
-    """random-xs-20-angular and -euclidean (9,000 points, 1,000 queries) through both runbooks."""
-    return {(base.stem, name): stream_set(base, runbook.load(name), count=K)
-            for base in (xs_angular, xs_euclidean) for name in RUNBOOKS}
+def stream_sets(data_dir) -> dict[tuple[str, str], Path]:
+    """BASES (9,000 points, 1,000 queries each) through both runbooks."""
+    bases = [datasets.get_dataset(name, data_dir, progress=False) for name in BASES.values()]
+    return {(base.stem, name): stream_set(base, runbook.load(name), count=K) for base in bases for name in RUNBOOKS}
 
 
 def test_ground_truth_is_the_exact_top_k_among_the_rows_live_at_each_step(stream_sets):
@@ -120,7 +122,7 @@ def _set_query_arguments(algo, query_args) -> None:
 
 
 @pytest.mark.parametrize("name", STREAMING)
-@pytest.mark.parametrize("metric", ["angular", "euclidean"])
+@pytest.mark.parametrize("metric", list(BASES))
 def test_a_streaming_replay_never_answers_a_row_that_is_not_live(stream_sets, name, metric):
     """Every entry that declares supports_insert, at its most accurate quick point, through both
     runbooks: answers valid and live at their step; exact entries at recall 1.0 at every step,
@@ -130,7 +132,7 @@ def test_a_streaming_replay_never_answers_a_row_that_is_not_live(stream_sets, na
         pytest.skip(f"{name} does not declare {metric}")
     pytest.importorskip(entry.module)
     for book in RUNBOOKS:
-        data = datasets.load_dataset(stream_sets[(f"random-xs-20-{metric}", book)])
+        data = datasets.load_dataset(stream_sets[(BASES[metric], book)])
         ops = data.stream_ops
         assert ops is not None
         if has_deletes(ops) and not entry.declared.supports_delete:

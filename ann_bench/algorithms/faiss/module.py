@@ -346,13 +346,14 @@ class FaissBinaryFlat(_FaissBinary):
 
 
 class FaissBinaryIVF(_FaissBinary, FaissIVF):
-    def _build(self, codes: np.ndarray) -> None:
+    def _train(self, codes: np.ndarray) -> None:
+        """An empty index whose cells are k-means' of the codes (FaissIVF's build and streaming
+        add to it)."""
         _check_n_list(self.name, self.n_list, len(codes))
         bits = codes.shape[1] * 8
         self._quantizer = faiss.IndexBinaryFlat(bits)
         index = faiss.IndexBinaryIVF(self._quantizer, bits, self.n_list)
         index.train(codes)
-        index.add(codes)
         self.index = index
 
 
