@@ -14,11 +14,14 @@ import h5py
 
 from . import datasets
 from . import log as logsetup
+from .datasets import runbook
 from .datasets.filtered import is_filtered
+from .datasets.hdf5 import STREAM_OPS
+from .datasets.streaming import has_deletes, is_stream, stream_set
 from .errors import DatasetError, UserError, report
 from .report.common import positive_int
 from .run import environment
-from .run.definitions import DEFAULT_FILE, MAX_RUNS, Definition, filtering_only, get_definitions, load_algorithms
+from .run.definitions import DEFAULT_FILE, MAX_RUNS, Definition, capable_only, get_definitions, load_algorithms
 from .run.disk import ResultsDiskError
 from .run.estimate import dry_run_table
 from .run.executors import Executor, LocalExecutor
@@ -70,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="random-xs-20-angular", metavar="NAME",
                    help="a dataset; short names work (glove-100 is glove-100-angular; see --list-datasets), or the "
                         "path of an HDF5 file in the ann-benchmarks layout")
+    p.add_argument("--runbook", metavar="NAME|FILE",
+                   help="a streaming run of the dataset: a runbook's inserts, deletes and searches (shipped: "
+                        f"{', '.join(runbook.shipped())}; or a YAML file of your own), scored at each search against "
+                        "the rows then live; results go to results/<dataset>-stream-<runbook>/")
     p.add_argument("-k", "--count", type=positive_int, default=10, metavar="K", help="neighbours per query")
     p.add_argument("--algorithm", action="append", metavar="NAME",
                    help="run only this algorithm (repeatable); default: every enabled one for the dataset")
@@ -162,13 +169,16 @@ def dataset_attributes(path: Path) -> tuple[str, str, int]:
 def dataset_to_plan(args: argparse.Namespace) -> tuple[str, Path, tuple[str, str, int]]:
     """The dataset's name, path and (distance, point type, dimension). A dry run on a registered
     set that is not there yet plans from the registry instead of fetching or building it."""
-    spec = datasets.registry.missing(args.dataset, args.data_dir) if args.dry_run else None
+    spec = datasets.registry.missing(args.dataset, args.data_dir) if args.dry_run and not args.runbook else None
     if spec is not None:
         path = datasets.dataset_path(spec.name, args.data_dir)
         print(f"{path} is not there yet: planned with the registry's sizes ({spec.shape_text()}); "
               f"run without --dry-run to {'build' if spec.builder else 'download'} it")
         return spec.name, path, (spec.distance, spec.point_type, spec.dimension)
     name, path = datasets.locate(args.dataset, args.data_dir, progress=not args.no_progress)
+    if args.runbook:
+        path = stream_set(path, runbook.load(args.runbook))
+        name = path.stem
     return name, path, dataset_attributes(path)
 
 
@@ -212,7 +222,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no algorithm in {args.definitions} supports {name} ({distance}, {point_type}); "
                         f"see run.py --list-algorithms")
     if is_filtered(path):
-        definitions = filtering_only(definitions, entries, name)
+        definitions = capable_only(definitions, entries, name, ("supports_filter",), "filtered", "Filtered search")
+    if is_stream(path):
+        with h5py.File(path, "r") as f:
+            deletes = has_deletes(f[STREAM_OPS][:])
+        needs = ("supports_insert", "supports_delete") if deletes else ("supports_insert",)
+        definitions = capable_only(definitions, entries, name, needs, "streaming", "Streaming updates")
+    if is_stream(path) and (args.batch or args.clients):
+        raise UserError(f"{name} is a streaming set, run one query at a time; leave out --batch and --clients")
     if args.clients and args.batch:
         raise UserError("--clients and --batch are two modes; give one of them")
     if args.duration is not None and not args.clients:

@@ -1,7 +1,8 @@
 """The interface every wrapped library implements.
 
 A wrapper states what it supports as class attributes (data, not probing): `metrics`,
-`point_types`, `supports_batch`, `supports_filter`, `package` and `clients`, written as literals
+`point_types`, `supports_batch`, `supports_filter`, `supports_insert`, `supports_delete`,
+`package` and `clients`, written as literals
 (or names bound to literals in its module), because the host reads them from the source without importing the wrapper
 (ann_bench/algorithms/declared.py); the worker checks that the imported class agrees.
 
@@ -75,6 +76,10 @@ class BaseANN:
     # Filtered search (filtering.py): set_labels before fit, then filtered_query, which hands the
     # filter to the library's own mechanism (never filters the library's answers afterwards).
     supports_filter: ClassVar[bool] = False
+    # Streaming runs (run/streaming.py): insert builds the index from nothing and grows it (no fit
+    # before it), delete removes points from it; both under the dataset's row numbers as ids.
+    supports_insert: ClassVar[bool] = False
+    supports_delete: ClassVar[bool] = False
     # The PyPI distribution whose version is recorded with every result.
     package: ClassVar[str | None] = None
     # How N concurrent clients share the index (run/clients.py): "threads" call query() on this
@@ -120,6 +125,16 @@ class BaseANN:
 
     def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange):
         """As query, among the points whose label is in `allowed` only."""
+        raise NotImplementedError
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """Add the points X (read-only) under the ids (int64 row numbers, never used before); the
+        first call of a streaming run makes the index. Searches that follow may answer them."""
+        raise NotImplementedError
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Remove the points with these ids (all inserted before): no search that follows may
+        answer one of them."""
         raise NotImplementedError
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:

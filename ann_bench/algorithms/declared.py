@@ -1,6 +1,6 @@
 """What a wrapper module declares, read from its source without importing it.
 
-The host needs an entry's metrics, point types, batch and filter support and package to choose its
+The host needs an entry's metrics, point types, batch, filter and streaming support and package to choose its
 definitions, and its image needs the modules the wrapper imports. But a wrapper is a stranger's
 code and its library need not be installed on the host (it is in the library's image), so the
 host parses module.py with `ast` and never imports it.
@@ -26,7 +26,8 @@ from ..errors import ConfigError
 from ..paths import PACKAGE
 from .base import CLIENT_KINDS
 
-ATTRIBUTES = ("metrics", "point_types", "supports_batch", "supports_filter", "package", "clients")
+ATTRIBUTES = ("metrics", "point_types", "supports_batch", "supports_filter", "package", "clients", "supports_insert",
+              "supports_delete")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Declared:
     package: str | None
     supports_filter: bool = False
     clients: str = "processes"
+    supports_insert: bool = False
+    supports_delete: bool = False
 
 
 class _NotLiteral(Exception):
@@ -215,7 +218,7 @@ def read_declared(path: Path, class_name: str) -> Declared:
         raise ConfigError(f"{path}: {class_name}.clients must be one of {', '.join(map(repr, CLIENT_KINDS))}, "
                           f"not {clients!r}")
     return Declared(strings("metrics"), strings("point_types"), flag("supports_batch"), package,
-                    flag("supports_filter"), clients)
+                    flag("supports_filter"), clients, flag("supports_insert"), flag("supports_delete"))
 
 
 def differences(cls: type, declared: Declared, path: Path | str) -> list[str]:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import log as logsetup
 from ..errors import UserError, report
-from . import filtered
+from . import filtered, runbook
 from .distance import METRICS
 from .importer import FORMATS, Request, import_dataset
 from .registry import get_dataset, locate, table
+from .streaming import stream_set
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,11 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         return import_main(argv[1:])
     if argv[:1] == ["filter"]:
         return filter_main(argv[1:])
+    if argv[:1] == ["stream"]:
+        return stream_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m ann_bench.datasets",
         description="Fetch or build one dataset into the data directory, check it and print its "
                     "path. `python -m ann_bench.datasets import --help`: import your own; "
-                    "`python -m ann_bench.datasets filter --help`: filtered sets.")
+                    "`python -m ann_bench.datasets filter --help`: filtered sets; "
+                    "`python -m ann_bench.datasets stream --help`: streaming sets.")
     parser.add_argument("name", nargs="?", help="full or short name, e.g. glove-100, sift")
     parser.add_argument("--data-dir", default="data", help="where datasets live (data)")
     parser.add_argument("--list", action="store_true", help="list the registered datasets")
@@ -83,7 +88,6 @@ def filter_main(argv: list[str]) -> int:
         description="Derive filtered sets from a dataset: seeded Zipf labels per point, a label "
                     "range per query, and the exact top-k among the points that pass; one file "
                     "DATA_DIR/NAME-filter-zipf-<percent>pct.hdf5 per selectivity.")
-    parser.add_argument("name", help="the dataset to derive from (fetched or built when missing)")
     parser.add_argument("--selectivity", type=float, action="append",
                         help="fraction of the points a query's filter lets through (repeatable; "
                              f"default {' '.join(map(str, filtered.SELECTIVITIES))})")
@@ -94,14 +98,36 @@ def filter_main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=filtered.SEED, help=f"seed ({filtered.SEED})")
     parser.add_argument("-k", "--count", type=int, default=filtered.COUNT,
                         help=f"neighbours of ground truth per query ({filtered.COUNT})")
+
+    def derive(args: argparse.Namespace, base: Path) -> None:
+        for selectivity in args.selectivity or filtered.SELECTIVITIES:
+            print(filtered.build_filtered(base, selectivity, args.labels, args.filters, args.seed, args.count))
+
+    return derive_main(parser, argv, derive)
+
+
+def stream_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ann_bench.datasets stream",
+        description="Derive a streaming set from a dataset: a runbook's steps and the exact top-k of the rows live "
+                    "at each search step; DATA_DIR/NAME-stream-<runbook>.hdf5 (run.py --runbook makes it too).")
+    parser.add_argument("--runbook", required=True,
+                        help=f"a shipped runbook ({', '.join(runbook.shipped())}) or a YAML file of your own")
+    return derive_main(parser, argv, lambda args, base: print(stream_set(base, runbook.load(args.runbook))))
+
+
+def derive_main(parser: argparse.ArgumentParser, argv: list[str],
+                derive: Callable[[argparse.Namespace, Path], None]) -> int:
+    """A command that derives sets from the dataset NAME: its common options, the dataset
+    located (fetched or built when missing), then `derive`."""
+    parser.add_argument("name", help="the dataset to derive from (fetched or built when missing)")
     parser.add_argument("--data-dir", default="data", help="where datasets live (data)")
     logsetup.add_arguments(parser)
     args = parser.parse_args(argv)
     logsetup.setup_from(args)
     try:
         _, base = locate(args.name, args.data_dir)
-        for selectivity in args.selectivity or filtered.SELECTIVITIES:
-            print(filtered.build_filtered(base, selectivity, args.labels, args.filters, args.seed, args.count))
+        derive(args, base)
     except UserError as error:
         return report(error)
     return 0

@@ -38,6 +38,8 @@ PROVENANCE = ("source", "licence", "version", "source_sha256", "build_sha256")
 # What a filtered dataset adds (datasets/filtered.py): a label per training point, a label
 # range [lo, hi) per query.
 FILTER_ARRAYS = ("train_labels", "test_filters")
+# What a streaming set adds (datasets/streaming.py): its runbook's steps as (operation, lo, hi) rows.
+STREAM_OPS = "stream_ops"
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Dataset:
     # A filtered set's (FILTER_ARRAYS); None elsewhere.
     train_labels: np.ndarray | None = None
     test_filters: np.ndarray | None = None
+    # A streaming set's (STREAM_OPS); None elsewhere.
+    stream_ops: np.ndarray | None = None
 
 
 @dataclass
@@ -116,7 +120,8 @@ def _read(path: Path, whole: bool) -> Dataset | None:
                 max(n_items(train), n_items(test))
             labels, filters = (f[key][:] if key in f else None for key in FILTER_ARRAYS)
             return Dataset(path.stem, header.distance, header.point_type, header.type,
-                           dimension, train, test, neighbors, f["distances"][:], labels, filters)
+                           dimension, train, test, neighbors, f["distances"][:], labels, filters,
+                           f[STREAM_OPS][:] if STREAM_OPS in f else None)
     except (OSError, ValueError, KeyError, Malformed) as error:
         raise damaged(path, str(error) or type(error).__name__) from None
 
@@ -207,7 +212,7 @@ def content_sha256(f: h5py.File) -> str:
     """sha256 of the arrays of an open file (name, dtype, shape and bytes of each, in a fixed
     order), read in pieces: the same data gives the same digest whatever the HDF5 library."""
     digest = hashlib.sha256()
-    for key in ("train", "size_train", "test", "size_test", "neighbors", "distances") + FILTER_ARRAYS:
+    for key in ("train", "size_train", "test", "size_test", "neighbors", "distances") + FILTER_ARRAYS + (STREAM_OPS,):
         if key not in f:
             continue
         data = f[key]

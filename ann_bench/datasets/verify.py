@@ -39,8 +39,9 @@ from ..errors import DatasetError
 from ..progress import bar as progress_bar
 from .distance import pair_distances, sets_to_csr
 from .groundtruth import DEFAULT_MEMORY_BYTES, exact_knn, filtered_knn
-from .hdf5 import Header, Malformed, content_sha256, damaged, read_header, sparse_points, text
+from .hdf5 import STREAM_OPS, Header, Malformed, content_sha256, damaged, read_header, sparse_points, text
 from .sources import sha256_file
+from .streaming import live_knn
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,8 @@ def verify_contents(path: Path, step: Callable[[], Any] = lambda: None,
             _compare_stored(header, neighbors, stored, exact, picked)
             step()
             filters = (f["train_labels"][:], f["test_filters"][:]) if "test_filters" in f else None
-            _check_sample(header, train, test, neighbors, exact, sample, memory_bytes, filters)
+            ops = f[STREAM_OPS][:] if STREAM_OPS in f else None
+            _check_sample(header, train, test, neighbors, exact, sample, memory_bytes, filters, ops)
             step()
             if "build_sha256" in f.attrs:
                 recorded, found = text(f.attrs["build_sha256"]), content_sha256(f)
@@ -271,12 +273,15 @@ def _compare_stored(header: Header, neighbors: np.ndarray, stored: np.ndarray,
 
 def _check_sample(header: Header, train: Any, test: Any, neighbors: np.ndarray,
                   exact: np.ndarray, sample: np.ndarray, memory_bytes: int,
-                  filters: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                  filters: tuple[np.ndarray, np.ndarray] | None = None, ops: np.ndarray | None = None) -> None:
     """The exact top-k of the sampled queries against the file's, tie-tolerantly (of a
-    filtered set: among the points that pass each query's filter)."""
+    filtered set: among the points that pass each query's filter; of a streaming set: among the
+    rows live at each query's search step)."""
     k = min(header.count, header.n_train)
     queries = test[sample]
-    if filters is not None:
+    if ops is not None:
+        true_ids, true = live_knn(train, test, ops, sample, k, header.distance)
+    elif filters is not None:
         labels, ranges = filters
         true_ids, true = filtered_knn(train, queries, labels, ranges[sample], k, header.distance)
     else:

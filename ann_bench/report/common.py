@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
+from typing import Any
 
 from .. import datasets
 from .. import log as logsetup
+from ..atomic import write_atomically
 from ..errors import UnknownNameError
 from ..paths import PYTHON
 from ..results.files import iter_result_paths
@@ -84,3 +87,12 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="results directory")
     p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR", help="datasets directory")
     logsetup.add_arguments(p)
+
+
+def save_figure(fig: Any, output: Path, dpi: float | None = None) -> Path:
+    """A matplotlib figure written atomically in the format of the output's suffix; SVG and PDF
+    without a creation date, so the same results give the same bytes."""
+    fmt = output.suffix.lstrip(".").lower() or "png"
+    image = io.BytesIO()
+    fig.savefig(image, format=fmt, dpi=dpi, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
+    return write_atomically(output, image.getvalue())

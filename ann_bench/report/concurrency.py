@@ -9,13 +9,11 @@ line shows perfect scaling from the algorithm's fewest clients (its QPS there ti
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import write_atomically
-from .common import DEFAULT_COUNT
+from .common import DEFAULT_COUNT, save_figure
 from .styles import algorithm_style
 
 DEFAULT_RECALL = 0.9
@@ -72,7 +70,6 @@ def plot_clients(points: list[ClientsPoint], output: Path | str, title: str, rec
     import matplotlib.pyplot as plt
 
     output = Path(output)
-    fmt = output.suffix.lstrip(".").lower() or "png"
     fig, (qps_ax, p99_ax) = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
     try:
         for algorithm in dict.fromkeys(point.algorithm for point in points):
@@ -93,9 +90,7 @@ def plot_clients(points: list[ClientsPoint], output: Path | str, title: str, rec
             ax.grid(True, alpha=0.3)
         qps_ax.legend()
         fig.suptitle(title)
-        image = io.BytesIO()
-        fig.savefig(image, format=fmt, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
-        write_atomically(output, image.getvalue())
+        save_figure(fig, output)
     finally:
         plt.close(fig)
     return output

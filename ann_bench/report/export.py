@@ -8,6 +8,10 @@ not record it), the result file's path, its status and reason. A set skipped bec
 one of its build reached recall 1.0 (run/grading.py) is a row with status "skipped", its reason,
 and no metrics; failures are not exported (the site lists them).
 
+With --steps (a streaming set, datasets/streaming.py): one row per result and search step
+instead, STEP_COLUMNS: the step, its k-nn recall and QPS, and the rows inserted and deleted
+before it with their throughput (rows/s; empty where there were none).
+
 CSV: arguments are JSON strings; a metric that has no value (nan) is an empty cell, infinity
 is "inf". JSON: a list of row objects, arguments as JSON values, nan and infinity as null
 (JSON has no spelling for them).
@@ -26,9 +30,10 @@ from typing import Any, Sequence
 
 from .. import log as logsetup
 from ..atomic import write_atomically
+from ..datasets.hdf5 import load_dataset
 from ..errors import UserError, report
 from ..results.files import STATUS_OK, STATUS_SKIPPED, canonical_json
-from . import repeats
+from . import repeats, streaming
 from .cache import dataset_distances, results_table
 from .common import (
     DEFAULT_COUNT,
@@ -46,6 +51,8 @@ COLUMNS = (
     + repeats.COLUMNS
     + ["library_version", "cpu_model", "executor", "path", "status", "reason"]
 )
+STEP_COLUMNS = ["dataset", "k", "algorithm", "name", "build_args", "query_args", "step", "recall", "qps", "inserted",
+                "insert_rate", "deleted", "delete_rate"]
 FORMATS = (".csv", ".json")
 
 
@@ -92,16 +99,30 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def render(rows: list[dict], fmt: str) -> str:
+def step_rows(results_dir: Path | str, dataset: str, count: int, data_dir: Path | str = "data") -> list[dict]:
+    """A streaming set's rows per result and search step (STEP_COLUMNS); a UserError for any
+    other dataset."""
+    found = streaming.stream_set(dataset, data_dir)
+    if found is None:
+        raise UserError(f"{dataset} is not a streaming set in {data_dir}/ (run.py --runbook makes one); "
+                        f"leave out --steps")
+    path, ops = found
+    truth = load_dataset(path).distances
+    return [{"dataset": dataset, "k": count, "algorithm": result["algorithm"], "name": result["name"],
+             "build_args": result["build_args"], "query_args": result["query_args"], **step}
+            for result in streaming.stream_results(results_dir, dataset, count, truth, ops) for step in result["steps"]]
+
+
+def render(rows: list[dict], fmt: str, columns: Sequence[str] = COLUMNS) -> str:
     if fmt == ".csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow([_csv_value(row[c]) for c in COLUMNS])
+            writer.writerow([_csv_value(row[c]) for c in columns])
         return out.getvalue()
     if fmt == ".json":
-        clean = [{c: _json_value(row[c]) for c in COLUMNS} for row in rows]
+        clean = [{c: _json_value(row[c]) for c in columns} for row in rows]
         return json.dumps(clean, indent=1, allow_nan=False) + "\n"
     raise UserError(f"cannot export to {fmt or 'a file without a suffix'}; name the output *.csv or *.json")
 
@@ -115,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--batch", action="store_true", help="batch-mode results only")
     mode.add_argument("--all-modes", action="store_true", help="single-query and batch results")
+    p.add_argument("--steps", action="store_true",
+                   help="a streaming set's figures per search step (recall, QPS, insert and delete throughput), "
+                        "one row per result and step")
     p.add_argument("--output", "-o", type=Path, required=True, help="FILE.csv or FILE.json")
     add_common_arguments(p)
     return p
@@ -129,11 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if fmt not in FORMATS:
             render([], fmt)  # raises the UserError naming the accepted suffixes
         dataset = dataset_name(args.dataset, args.data_dir, args.results)
-        rows = export_rows(args.results, dataset, args.count, batch, args.data_dir)
+        if args.steps:
+            rows, columns = step_rows(args.results, dataset, args.count, args.data_dir), STEP_COLUMNS
+        else:
+            rows, columns = export_rows(args.results, dataset, args.count, batch, args.data_dir), COLUMNS
         if not rows:
             print(no_results_message(args.results, dataset, args.count, batch), file=sys.stderr)
             return 2
-        write_atomically(args.output, render(rows, fmt))
+        write_atomically(args.output, render(rows, fmt, columns))
     except UserError as e:
         return report(e)
     print(f"wrote {args.output} ({len(rows)} results)")

@@ -2,7 +2,7 @@
 
 `python plot.py --dataset glove-100-angular` writes results/glove-100-angular.png;
 `python plot.py --all` draws every dataset, k and mode in results/ (and each concurrent clients' figure,
-concurrency.py, beside them).
+concurrency.py, beside them). A streaming set gets its figure per search step (streaming.py) beside its plot.
 
 Default output: <results>/<dataset>[-k<count>][-batch][-<x>-vs-<y>].<png|svg|pdf>, where
 -k<count> appears only when count is not 10 and -<x>-vs-<y> only when the axes are not the
@@ -26,10 +26,11 @@ from typing import Sequence
 
 from .. import log as logsetup
 from ..atomic import write_atomically
+from ..datasets.hdf5 import load_dataset
 from ..errors import UserError, report
 from ..results.files import iter_result_paths
 from ..usage import Formatter
-from . import concurrency
+from . import concurrency, streaming
 from .cache import metrics_for_results
 from .common import (
     DEFAULT_COUNT,
@@ -291,7 +292,20 @@ def _plot_one(args: argparse.Namespace, dataset: str, count: int, output: Path |
     plot_rows(rows, output, args.x_axis, args.y_axis, args.x_scale, args.y_scale, args.raw, title,
               args.errorbars, PAPER if args.paper else SCREEN)
     n_algorithms = len({row["algorithm"] for row in rows})
-    return f"wrote {output} ({len(rows)} results, {n_algorithms} algorithms)"
+    return f"wrote {output} ({len(rows)} results, {n_algorithms} algorithms){_plot_steps(args, dataset, count)}"
+
+
+def _plot_steps(args: argparse.Namespace, dataset: str, count: int) -> str:
+    """A streaming set's figure per search step, beside its plot; what to add to the line printed."""
+    found = streaming.stream_set(dataset, args.data_dir)
+    if found is None:
+        return ""
+    path, ops = found
+    truth = load_dataset(path).distances
+    results = streaming.stream_results(args.results, dataset, count, truth, ops)
+    output = streaming.default_output(args.results, dataset, count, args.format)
+    streaming.plot_steps(results, output, f"{dataset}: k={count}, per search step")
+    return f"; wrote {output} (recall, QPS and update throughput per search step)"
 
 
 def _plot_clients(args: argparse.Namespace, dataset: str, count: int, output: Path | None) -> str:

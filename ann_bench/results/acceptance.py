@@ -3,7 +3,8 @@
 A worker runs untrusted code, so its file is evidence, not a result: it is read without
 following links and only up to a size bound, its attributes must name what the host asked
 for (algorithm, dataset, k, mode, build and query arguments), every dataset must have the
-dtype and shape a result has, and the ids must be a valid answer for the dataset (of a filtered dataset: each passes its query's filter). The result
+dtype and shape a result has, and the ids must be a valid answer for the dataset (of a filtered dataset: each passes its query's filter; of a
+streaming set: each live at its query's search step). The result
 the host then writes carries the host's own attributes (the worker's extra figures kept) and
 `distances` recomputed from the host's copy of the dataset and the returned ids, never the
 worker's: metrics, here and in ann-benchmarks' code, are computed from those distances.
@@ -22,7 +23,8 @@ import h5py
 import numpy as np
 
 from ..datasets.distance import distances_to
-from ..datasets.hdf5 import FILTER_ARRAYS, sparse_points, text
+from ..datasets.hdf5 import FILTER_ARRAYS, STREAM_OPS, sparse_points, text
+from ..datasets.runbook import live_sets
 from .files import STATUS_OK, RunResult, attr_value, read_open
 
 # Attributes that must say what the host asked for.
@@ -38,6 +40,7 @@ PEAKS = ("peak_build_mb", "peak_query_mb")
 ONDISK = "ondisk_mb"
 MEMORY_MEASURES = {kind + overall for kind in ("cgroup-v2", "cgroup-v1", "vmhwm") for overall in ("", "-overall")}
 ARRAYS = ("neighbors", "times", "run_times", "distances")
+UPDATE_TIMES = "update_times"  # a streaming set's: the seconds of each step of its runbook
 MAX_EXTRA_ATTRIBUTES = 64
 MAX_ATTRIBUTE_BYTES = 64 << 10
 TRAIN_BYTES_PER_READ = 64 << 20
@@ -59,6 +62,8 @@ class Reference:
             self.n_test = len(f["size_test"]) if self.sparse else f["test"].shape[0]
             # A filtered set's (datasets/filtered.py): every returned id must pass its query's filter.
             self.labels, self.filters = (f[key][:] if key in f else None for key in FILTER_ARRAYS)
+            # A streaming set's (datasets/streaming.py): every returned id must be live at its step.
+            self.stream_ops = f[STREAM_OPS][:] if STREAM_OPS in f else None
 
     def distances(self, ids: np.ndarray) -> np.ndarray:
         """Distances from each test point to the train points `ids` names (-1: +inf)."""
@@ -110,7 +115,7 @@ def read_bytes(path: Path, limit: int, root: Path) -> bytes:
 def _parse(data: bytes, name: str) -> RunResult:
     try:
         with h5py.File(io.BytesIO(data), "r") as f:
-            unknown = [key for key in f if key not in ARRAYS]
+            unknown = [key for key in f if key not in ARRAYS + (UPDATE_TIMES,)]
             if unknown:
                 raise Rejected(f"unexpected dataset {unknown[0][:40]!r} in {name}")
             return read_open(f)
@@ -147,6 +152,20 @@ def check_filters(ids: np.ndarray, labels: np.ndarray, filters: np.ndarray) -> N
         lo, hi = filters[query]
         raise Rejected(f"neighbors of query {query} has id {ids[query, slot]} with label {found[query, slot]}, "
                        f"which fails its filter [{lo}, {hi})")
+
+
+def check_live(ids: np.ndarray, ops: np.ndarray, n_train: int) -> None:
+    """Every returned id is live at its query's search step: inserted and not deleted since (the
+    queries are the search steps' in order, as many at each)."""
+    lives = live_sets(ops, n_train)
+    per_step = len(ids) // len(lives)
+    for step, live in enumerate(lives):
+        rows = ids[step * per_step:(step + 1) * per_step]
+        failing = (rows >= 0) & ~live[np.maximum(rows, 0)]
+        if failing.any():
+            query, slot = np.argwhere(failing)[0]
+            raise Rejected(f"neighbors of query {query} at search step {step + 1} has id {rows[query, slot]}, "
+                           f"which is not live then (deleted, or not inserted yet)")
 
 
 def _figure(attrs: dict[str, Any], key: str, lowest: float, highest: float = math.inf) -> float:
@@ -214,6 +233,14 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
     if reference.filters is not None:
         assert reference.labels is not None
         check_filters(ids, reference.labels, reference.filters)
+    extra = {}
+    if reference.stream_ops is not None:
+        check_live(ids, reference.stream_ops, reference.n_train)
+        update_times = found.extra.get(UPDATE_TIMES)
+        if not (isinstance(update_times, np.ndarray) and update_times.shape == (len(reference.stream_ops),)
+                and update_times.dtype.kind == "f" and np.isfinite(update_times).all() and (update_times >= 0).all()):
+            raise Rejected(f"{UPDATE_TIMES} is not {len(reference.stream_ops)} finite times >= 0, one per step")
+        extra[UPDATE_TIMES] = update_times.astype(np.float64)
     try:
         worker_environment = dict(found.environment)
     except (ValueError, TypeError):
@@ -223,4 +250,4 @@ def accept(path: Path, root: Path, expected: dict[str, Any], reference: Referenc
     out.update(status=STATUS_OK, distance=reference.distance,
                environment=dict(worker_environment, **expected["environment"]))
     return RunResult(attrs=out, neighbors=ids.astype(np.int32), distances=reference.distances(ids),
-                     times=times.astype(np.float64), run_times=run_times.astype(np.float64))
+                     times=times.astype(np.float64), run_times=run_times.astype(np.float64), extra=extra)

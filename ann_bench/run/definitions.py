@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -52,6 +53,8 @@ from ..errors import ConfigError, UnknownNameError, UserError
 from ..paths import ALGORITHMS_DIR, DEFAULT_DEFINITIONS
 from ..results.files import algorithm_of
 from .effort import check_effort, in_effort_order
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FILE = DEFAULT_DEFINITIONS
 METRICS = ("euclidean", "angular", "dot", "hamming", "jaccard")
@@ -580,12 +583,22 @@ def get_definitions(entries: dict[str, AlgorithmEntry], metric: str, point_type:
     return definitions
 
 
-def filtering_only(definitions: list[Definition], entries: dict[str, AlgorithmEntry], dataset: str) -> list[Definition]:
-    """The definitions whose wrapper declares supports_filter, for a filtered dataset; a
-    UserError when there are none."""
-    chosen = [d for d in definitions if entries[d.algorithm].declared.supports_filter]
+def capable_only(definitions: list[Definition], entries: dict[str, AlgorithmEntry], dataset: str,
+                 needs: tuple[str, ...], kind: str, section: str) -> list[Definition]:
+    """The definitions whose wrapper declares every capability in `needs` (e.g. supports_filter
+    for a filtered set); those left out are logged with why, and a UserError says so when none
+    is left."""
+    chosen, left_out = [], set()
+    for d in definitions:
+        missing = [need for need in needs if not getattr(entries[d.algorithm].declared, need)]
+        if missing:
+            left_out.add(f"{d.algorithm} (no {' or '.join(missing)})")
+        else:
+            chosen.append(d)
+    if left_out:
+        log.warning("%s is a %s dataset; left out: %s", dataset, kind, ", ".join(sorted(left_out)))
     if not chosen:
         names = ", ".join(sorted({d.algorithm for d in definitions}))
-        raise UserError(f"{dataset} is a filtered dataset and none of {names} declares supports_filter; "
-                        f"see README, Filtered search")
+        raise UserError(f"{dataset} is a {kind} dataset and none of {names} declares {' and '.join(needs)}; "
+                        f"see README, {section}")
     return chosen

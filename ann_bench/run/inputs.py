@@ -1,5 +1,5 @@
 """What a worker is given of a dataset: train and test (with a filtered set's labels and
-filters), never the ground truth.
+filters, a streaming set's runbook steps), never the ground truth.
 
 The host writes, once per version of a dataset, a copy holding only its points and the
 attributes that describe them (distance, type, point_type, dimension), in a cache directory
@@ -19,12 +19,12 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
-from ..datasets.hdf5 import FILTER_ARRAYS, Dataset, sparse_points, text
+from ..datasets.hdf5 import FILTER_ARRAYS, STREAM_OPS, Dataset, sparse_points, text
 from ..datasets.sources import sha256_file
 
 CACHE_DIR = ".worker-inputs"
 ATTRIBUTES = ("distance", "type", "point_type", "dimension")
-POINTS = ("train", "test", "size_train", "size_test") + FILTER_ARRAYS
+POINTS = ("train", "test", "size_train", "size_test", STREAM_OPS) + FILTER_ARRAYS
 
 _digests: dict[tuple, str] = {}
 _lock = threading.Lock()
@@ -76,6 +76,7 @@ def load_inputs(path: Path | str, hold: Callable[[Any], Any] = _whole) -> Datase
         point_type = text(f.attrs.get("point_type", "bit" if kind == "sparse" else "float"))
         dimension = int(f.attrs.get("dimension", 0))
         labels, filters = (f[key][:] if key in f else None for key in FILTER_ARRAYS)
+        ops = f[STREAM_OPS][:] if STREAM_OPS in f else None
     nothing = np.empty((len(test), 0), dtype=np.int32)
     return Dataset(path.stem, distance, point_type, kind, dimension, train, test, nothing, nothing.astype(np.float32),
-                   labels, filters)
+                   labels, filters, ops)

@@ -40,6 +40,7 @@ from .inputs import load_inputs
 from .jobs import Job, base_attrs, display_name
 from .memory import PeakMemory
 from .sealed import handout, seal_points
+from .streaming import Replay, StreamUnsupported, check_supported, replay
 
 WARMUP_QUERIES = 1000
 
@@ -245,11 +246,25 @@ def _build(algo: BaseANN, data: Dataset, memory: PeakMemory) -> tuple[float, int
     return build_time, algo.get_memory_usage() - memory_before, figures
 
 
+def _replay(algo: BaseANN, data: Dataset, job: Job, memory: PeakMemory) -> tuple[Replay, float, int, dict]:
+    """A streaming set's runbook played (streaming.py) in place of the build: the build time is
+    the inserts', the memory figures the replay's."""
+    assert data.stream_ops is not None
+    check_supported(algo, data.stream_ops, job)
+    memory_before = algo.get_memory_usage()
+    memory.reset()
+    streamed = replay(algo, data, job, run_query_set)
+    peak = memory.peak_mb()
+    figures = {"peak_build_mb": peak, "peak_query_mb": peak, "memory_measure": memory.measure}
+    return streamed, streamed.build_time, algo.get_memory_usage() - memory_before, figures
+
+
 def run_job(job: Job) -> bool:
     """Run every query-argument set of the job; True when all of them produced a result."""
     data = load_inputs(job.dataset_path, hold=seal_points)
     algo = None
     memory = PeakMemory()
+    streamed = None
     try:
         algo = instantiate(job.definition)
         job = replace(job, environment=dict(job.environment, **environment.describe(algo.package)))
@@ -258,9 +273,14 @@ def run_job(job: Job) -> bool:
         if data.train_labels is not None:
             give_labels(algo, data, job)
         algo.seed = None if job.repeat == 1 else job.repeat
-        build_time, index_size, memory_figures = _build(algo, data, memory)
+        if data.stream_ops is None:
+            build_time, index_size, memory_figures = _build(algo, data, memory)
+        else:
+            streamed, build_time, index_size, memory_figures = _replay(algo, data, job, memory)
     except Exception as e:
-        reason = str(e) if isinstance(e, (DeclarationMismatch, FilterUnsupported)) else "fit failed: " + _last_line(e)
+        expected = (DeclarationMismatch, FilterUnsupported, StreamUnsupported)
+        failed = "fit failed: " if data.stream_ops is None else "an update failed: "
+        reason = str(e) if isinstance(e, expected) else failed + _last_line(e)
         if algo is not None:
             algo.done()
         for query_args in job.query_args:
@@ -273,10 +293,18 @@ def run_job(job: Job) -> bool:
         if canonical_json(query_args) in grading.read_skip(job.results_dir):
             log.info("skipped %s: the host found a cheaper set at recall 1.0", json.dumps(query_args))
             continue
+        key = canonical_json(query_args)
+        if streamed is not None and key in streamed.failures:
+            messages.send(job.results_dir, query_args, messages.STATUS_FAILED, streamed.failures[key])
+            all_ok = False
+            continue
         try:
-            memory.reset()
-            measured = run_query_set(algo, data, job, query_args)
-            memory_figures.update(peak_query_mb=memory.peak_mb(), memory_measure=memory.measure)
+            if streamed is None:
+                memory.reset()
+                measured = run_query_set(algo, data, job, query_args)
+                memory_figures.update(peak_query_mb=memory.peak_mb(), memory_measure=memory.measure)
+            else:
+                measured = dict(streamed.measured(query_args), extra={"update_times": streamed.update_times})
         except InvalidAnswer as e:
             log.error("invalid answer for %s: %s", json.dumps(query_args), e)
             messages.send(job.results_dir, query_args, messages.STATUS_FAILED, f"invalid answer: {e}")

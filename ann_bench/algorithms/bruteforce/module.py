@@ -12,12 +12,16 @@ Scores are float32 matrix products; the k smallest are found with argpartition a
   passes taken;
 - jaccard (sets: lists of item-id arrays): the points as a binary CSR matrix, intersections
   from one sparse product (a matrix-vector product per query, a sparse matrix product per
-  block of a batch), distances 1 - |q & x| / |q | x| in float64 (sets.SetMatrix).
+  block of a batch), distances 1 - |q & x| / |q | x| in float64 (sets.SetMatrix);
+- streaming (supports_insert, supports_delete): it has no index to update, so an insert or a
+  delete keeps the live points and their ids and prepares them again as fit does; answers are
+  the ids of the positions found.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -60,6 +64,8 @@ class BruteForce(BaseANN):
     point_types = ("float", "bit")
     supports_batch = True
     supports_filter = True
+    supports_insert = True
+    supports_delete = True
     package = "numpy"
 
     def __init__(self, metric: str):
@@ -73,6 +79,9 @@ class BruteForce(BaseANN):
         self._pool: ThreadPoolExecutor | None = None
         self._blas: ThreadpoolController | None = None  # BLAS's threads, held to one in parallel batches
         self._labels: np.ndarray | None = None  # a filtered set's
+        # A streaming run's live points (an array, or a list of sets) and the id of each.
+        self._live: Any = None
+        self._ids: np.ndarray | None = None
 
     def fit(self, X) -> None:
         if self.metric == "hamming":
@@ -92,6 +101,25 @@ class BruteForce(BaseANN):
             self._n = len(self._X)
         if self.threads > 1:
             self._blas = ThreadpoolController()
+
+    def insert(self, X, ids: np.ndarray) -> None:
+        if self._live is None:
+            self._live, self._ids = X[:0], np.empty(0, dtype=np.int64)
+        assert self._ids is not None
+        self._live = list(self._live) + list(X) if self.metric == "jaccard" else np.concatenate([self._live, X])
+        self._ids = np.concatenate([self._ids, ids])
+        self.fit(self._live)
+
+    def delete(self, ids: np.ndarray) -> None:
+        assert self._ids is not None
+        kept = ~np.isin(self._ids, ids)
+        self._live = [s for s, keep in zip(self._live, kept) if keep] if self.metric == "jaccard" else self._live[kept]
+        self._ids = self._ids[kept]
+        self.fit(self._live)
+
+    def _named(self, positions: np.ndarray) -> np.ndarray:
+        """Positions among the points as ids: a streaming run's own, else the positions."""
+        return positions if self._ids is None else self._ids[positions]
 
     def _scores(self, Q) -> np.ndarray:
         """Scores (smaller is nearer) of each query of Q against every point, shape (len(Q), n)."""
@@ -135,7 +163,7 @@ class BruteForce(BaseANN):
             part = np.argpartition(s, k - 1)[:k]
         else:
             part = np.arange(len(s))
-        return part[np.argsort(s[part], kind="stable")].astype(np.int64, copy=False)
+        return self._named(part[np.argsort(s[part], kind="stable")].astype(np.int64, copy=False))
 
     def set_labels(self, labels: np.ndarray) -> None:
         self._labels = labels
@@ -163,7 +191,7 @@ class BruteForce(BaseANN):
             block = min(block, -(-n_queries // self.threads))
 
         def answer(start: int) -> np.ndarray:
-            return _smallest(self._scores(Q[start:start + block]), k)
+            return self._named(_smallest(self._scores(Q[start:start + block]), k))
 
         starts = range(0, n_queries, block)
         if blas is not None:
@@ -183,3 +211,4 @@ class BruteForce(BaseANN):
         self._norms = None
         self._words = None
         self._sets = None
+        self._live = self._ids = None

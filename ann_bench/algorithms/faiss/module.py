@@ -22,6 +22,9 @@ not change the order, so queries are used as given); dot uses the inner product;
 Single queries run on one OpenMP thread; a batch uses the threads this worker was given.
 FaissIVF and FaissHNSW search filtered queries with an IDSelectorBitmap of the passing points
 (made per query from their labels) in SearchParametersIVF / SearchParametersHNSW.
+FaissIVF streams: its first insert trains the cells' centroids (k-means) on the points it is
+given, which stay the centroids for every later point (add_with_ids); delete is remove_ids,
+which takes the points out of their cells' lists.
 get_additional reports dist_comps, the average number of distance computations per query
 since the last set_query_arguments (faiss counts them in global statistics).
 """
@@ -135,6 +138,8 @@ class _Faiss(BaseANN):
 
 class FaissIVF(_Faiss):
     supports_filter = True
+    supports_insert = True
+    supports_delete = True
 
     def __init__(self, metric: str, n_list: int):
         super().__init__(metric)
@@ -143,6 +148,11 @@ class FaissIVF(_Faiss):
         self._quantizer: Any = None
 
     def _build(self, X: np.ndarray) -> None:
+        self._train(X)
+        self.index.add(X)
+
+    def _train(self, X: np.ndarray) -> None:
+        """An empty index whose cells' centroids are k-means' of X."""
         _check_n_list(self.name, self.n_list, len(X))
         metric_type = METRIC_TYPES[self.metric]
         if metric_type == faiss.METRIC_L2:
@@ -153,8 +163,18 @@ class FaissIVF(_Faiss):
         if self.seed is not None:
             index.cp.seed = self.seed  # k-means' initial centroids
         index.train(X)
-        index.add(X)
         self.index = index
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        set_openmp_threads(self.threads)
+        points = self._points(X)
+        if self.index is None:
+            self._train(points)
+        self.index.add_with_ids(points, ids)
+        set_openmp_threads(1)
+
+    def delete(self, ids: np.ndarray) -> None:
+        self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
     def set_query_arguments(self, n_probe: int) -> None:
         self.n_probe = int(n_probe)
@@ -326,13 +346,14 @@ class FaissBinaryFlat(_FaissBinary):
 
 
 class FaissBinaryIVF(_FaissBinary, FaissIVF):
-    def _build(self, codes: np.ndarray) -> None:
+    def _train(self, codes: np.ndarray) -> None:
+        """An empty index whose cells are k-means' of the codes (FaissIVF's build and streaming
+        add to it)."""
         _check_n_list(self.name, self.n_list, len(codes))
         bits = codes.shape[1] * 8
         self._quantizer = faiss.IndexBinaryFlat(bits)
         index = faiss.IndexBinaryIVF(self._quantizer, bits, self.n_list)
         index.train(codes)
-        index.add(codes)
         self.index = index
 
 

@@ -4,6 +4,9 @@ Build arguments: M (links per node) and efConstruction; query argument: ef (the 
 candidate list size; hnswlib uses max(ef, k)). Single queries run on one thread; a batch runs
 knn_query over the whole matrix on the threads this worker was given. Filtered queries pass
 hnswlib a filter function (a Python call per point the search visits, which it pays for).
+Streaming: insert makes the index on its first call and grows it (resize_index, to twice the
+points it must hold, so that growing is rare) before add_items; delete is mark_deleted, which
+keeps the point in the graph as a waypoint but never returns it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ class HnswLib(BaseANN):
     point_types = ("float",)
     supports_batch = True
     supports_filter = True
+    supports_insert = True
+    supports_delete = True
     package = "hnswlib"
     clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
 
@@ -38,14 +43,29 @@ class HnswLib(BaseANN):
         self._labels: list[int] = []  # a filtered set's, as a list: the filter reads one per visited node
 
     def fit(self, X: np.ndarray) -> None:
+        self.insert(X, np.arange(len(X)))
+
+    def _new_index(self, dimension: int, capacity: int) -> hnswlib.Index:
+        index = hnswlib.Index(space=SPACES[self.metric], dim=dimension)
+        index.init_index(max_elements=capacity, ef_construction=self.ef_construction, M=self.M,
+                         random_seed=DEFAULT_SEED if self.seed is None else self.seed)
+        index.set_num_threads(1)  # single queries use one thread; batch_query asks for more
+        return index
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
         # hnswlib copies the vectors into its own storage (normalising them for "cosine").
         X = np.ascontiguousarray(X, dtype=np.float32)
-        index = hnswlib.Index(space=SPACES[self.metric], dim=X.shape[1])
-        index.init_index(max_elements=len(X), ef_construction=self.ef_construction, M=self.M,
-                         random_seed=DEFAULT_SEED if self.seed is None else self.seed)
-        index.add_items(X, np.arange(len(X)), num_threads=self.threads)
-        index.set_num_threads(1)  # single queries use one thread; batch_query asks for more
-        self._index = index
+        if self._index is None:
+            self._index = self._new_index(X.shape[1], len(X))
+        needed = self._index.get_current_count() + len(X)
+        if needed > self._index.get_max_elements():
+            self._index.resize_index(2 * needed)
+        self._index.add_items(X, ids, num_threads=self.threads)
+
+    def delete(self, ids: np.ndarray) -> None:
+        assert self._index is not None
+        for i in ids.tolist():
+            self._index.mark_deleted(i)
 
     def set_query_arguments(self, ef: int) -> None:
         assert self._index is not None

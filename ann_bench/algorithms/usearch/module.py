@@ -30,6 +30,8 @@ class USearch(BaseANN):
     metrics = tuple(METRICS)
     point_types = ("float",)
     supports_batch = True
+    supports_insert = True
+    supports_delete = True
     package = "usearch"
 
     def __init__(self, metric: str, connectivity: int, expansion_add: int):
@@ -49,6 +51,18 @@ class USearch(BaseANN):
                       connectivity=self.connectivity, expansion_add=self.expansion_add)
         index.add(np.arange(len(X), dtype=np.uint64), X, threads=self.threads)
         self._index = index
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """usearch's add under the ids (the first call makes the empty index, as fit does)."""
+        if self._index is None:
+            self.fit(X[:0])
+        assert self._index is not None
+        self._index.add(ids.astype(np.uint64), np.ascontiguousarray(X, dtype=np.float32), threads=self.threads)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """usearch's remove: the points leave the graph's answers at once."""
+        assert self._index is not None
+        self._index.remove(ids.astype(np.uint64))
 
     def set_query_arguments(self, expansion_search: int) -> None:
         assert self._index is not None

@@ -29,6 +29,8 @@ class Voyager(BaseANN):
     metrics = tuple(SPACES)
     point_types = ("float",)
     supports_batch = True
+    supports_insert = True
+    supports_delete = True
     package = "voyager"
     clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
 
@@ -42,17 +44,28 @@ class Voyager(BaseANN):
         self._index: voyager.Index | None = None
 
     def fit(self, X: np.ndarray) -> None:
+        self.insert(X, np.arange(len(X)))
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """add_items under the ids (voyager grows its index as needed); the first call (fit's)
+        makes the index, sized for these points."""
         # voyager copies the vectors into its own storage (normalising them for Cosine); its
         # binding takes writable matrices only, and X is read-only: a copy.
         X = np.array(X, dtype=np.float32)
-        index = voyager.Index(
-            SPACES[self.metric], num_dimensions=X.shape[1], M=self.M,
-            ef_construction=self.ef_construction, max_elements=len(X),
-            storage_data_type=voyager.StorageDataType.Float32,
-            **({} if self.seed is None else {"random_seed": self.seed}),
-        )
-        index.add_items(X, ids=np.arange(len(X)), num_threads=self.threads)
-        self._index = index
+        if self._index is None:
+            self._index = voyager.Index(
+                SPACES[self.metric], num_dimensions=X.shape[1], M=self.M,
+                ef_construction=self.ef_construction, max_elements=len(X),
+                storage_data_type=voyager.StorageDataType.Float32,
+                **({} if self.seed is None else {"random_seed": self.seed}),
+            )
+        self._index.add_items(X, ids=ids, num_threads=self.threads)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """voyager's mark_deleted: the points stay in the graph as waypoints, never answered."""
+        assert self._index is not None
+        for i in ids.tolist():
+            self._index.mark_deleted(i)
 
     def set_query_arguments(self, ef: int) -> None:
         assert self._index is not None
