@@ -18,6 +18,18 @@ buffer that is searched exactly), so the index answers at full quality when fit 
 the build time is the time of the adds. num_threads (the index's build threads) is the threads this worker was
 given; a query runs on one thread.
 
+Streaming (supports_insert, supports_delete): the first insert is fit's build, under the ids
+given (its smallest batch sets sync_threshold); a later insert is collection.add in batches of
+at most the client's maximum, a delete collection.delete(ids), which marks the rows deleted in
+the loaded HNSW index. Every add and delete is first written to Chroma's log (SQLite) and
+applied to the loaded index before it returns; the files of the index are rewritten only once
+sync_threshold rows have come in, so after a smaller insert or a delete they lag behind. That
+is safe for the reload that set_query_arguments makes: on opening the collection Chroma
+replays the log from the point its index files were last written (untimed, as the reload is),
+so the reloaded index holds every insert and no deleted row (tests/test_stream.py: an insert
+below sync_threshold and deletes, then a reload; and the runbooks' replays, a reload before
+every search step).
+
 Index size: get_memory_usage() returns the size of the HNSW segment's files (header, graph,
 vectors, id map) in kB, 0 before they exist, so the runner's index_size is the engine's index
 on disk; get_additional repeats it as index_size_kb. Chroma writes those files after an add()
