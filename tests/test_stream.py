@@ -165,6 +165,33 @@ def test_a_streaming_replay_never_answers_a_row_that_is_not_live(stream_sets, na
             assert recall >= floor, f"{name} {book} search step {step + 1}: recall {recall:.3f} < {floor}"
 
 
+@pytest.mark.parametrize("name", STREAMING)
+def test_a_small_insert_and_deletes_are_seen_after_new_query_arguments(data_dir, name):
+    """Rows inserted in a batch smaller than the first are answered, and deleted rows never, after
+    set_query_arguments: a wrapper that reloads its index then (chromadb) must find the changes
+    that its engine has not yet written to the index's files."""
+    entry = ENTRIES[name]
+    pytest.importorskip(entry.module)
+    metric = next(metric for metric in BASES if metric in entry.metrics)
+    data = datasets.load_dataset(datasets.get_dataset(BASES[metric], data_dir, progress=False))
+    definition = definitions_for_entry(entry, data.distance, K, data.dimension, quick=True)[-1]
+    train = seal_points(data.train)
+    small, deleted = np.arange(2000, 2010), np.r_[0:5, 2000:2005]
+    algo = instantiate(definition)
+    try:
+        algo.insert(train[:2000], np.arange(2000))
+        algo.insert(train[small], small)
+        algo.delete(deleted)
+        _set_query_arguments(algo, definition.query_args[-1])
+        answers = [validate_answers([algo.query(q, K) for q in data.train[rows]], K, len(data.train), len(rows))
+                   for rows in (small, deleted)]
+    finally:
+        algo.done()
+    assert not np.isin(np.vstack(answers), deleted).any()
+    nearest = distances_to(data.distance, data.train[small[5:]], data.train, answers[0][5:, :1])
+    np.testing.assert_allclose(nearest, 0, atol=1e-4)  # each live small-batch row finds itself
+
+
 def test_the_host_rejects_an_id_that_is_not_live(stream_sets):
     data = datasets.load_dataset(stream_sets[("random-xs-20-angular", "sliding-window")])
     assert data.stream_ops is not None

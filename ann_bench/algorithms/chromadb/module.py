@@ -18,6 +18,18 @@ buffer that is searched exactly), so the index answers at full quality when fit 
 the build time is the time of the adds. num_threads (the index's build threads) is the threads this worker was
 given; a query runs on one thread.
 
+Streaming (supports_insert, supports_delete): the first insert is fit's build, under the ids
+given (its smallest batch sets sync_threshold); a later insert is collection.add in batches of
+at most the client's maximum, a delete collection.delete(ids), which marks the rows deleted in
+the loaded HNSW index. Every add and delete is first written to Chroma's log (SQLite) and
+applied to the loaded index before it returns; the files of the index are rewritten only once
+sync_threshold rows have come in, so after a smaller insert or a delete they lag behind. That
+is safe for the reload that set_query_arguments makes: on opening the collection Chroma
+replays the log from the point its index files were last written (untimed, as the reload is),
+so the reloaded index holds every insert and no deleted row (tests/test_stream.py: an insert
+below sync_threshold and deletes, then a reload; and the runbooks' replays, a reload before
+every search step).
+
 Index size: get_memory_usage() returns the size of the HNSW segment's files (header, graph,
 vectors, id map) in kB, 0 before they exist, so the runner's index_size is the engine's index
 on disk; get_additional repeats it as index_size_kb. Chroma writes those files after an add()
@@ -56,6 +68,8 @@ class ChromaHNSW(DiskIndex):
     metrics = tuple(SPACES)
     point_types = ("float",)
     supports_batch = True
+    supports_insert = True
+    supports_delete = True
     package = "chromadb"
 
     def __init__(self, metric: str, M: int, ef_construction: int):
@@ -75,6 +89,10 @@ class ChromaHNSW(DiskIndex):
         return self.collection
 
     def fit(self, X: np.ndarray) -> None:
+        self._build(X, np.arange(len(X)))
+
+    def _build(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """fit's work, the rows under `ids`: a streaming run's first insert is the build."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         self.client = chromadb.PersistentClient(path=str(self.make_directory()),
                                                 settings=Settings(anonymized_telemetry=False))
@@ -88,12 +106,31 @@ class ChromaHNSW(DiskIndex):
                                     # every add() writes the index files (see the module doc)
                                     "sync_threshold": int(np.diff(bounds).min())}},
         )
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            self.collection.add(ids=[str(i) for i in range(lo, hi)], embeddings=X[lo:hi])
+        self._add(X, ids, bounds)
         count = self.collection.count()
         if count != len(X):
             raise RuntimeError(f"{self.name}: {count} of {len(X)} rows in the collection")
         self._additional = {"index_size_kb": self.get_memory_usage()}
+
+    def _add(self, X: np.ndarray, ids: np.ndarray, bounds: np.ndarray) -> None:
+        """collection.add of the rows between consecutive bounds, one call each."""
+        assert self.collection is not None
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            self.collection.add(ids=[str(i) for i in ids[lo:hi]], embeddings=X[lo:hi])
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """The first call is the build; later ones add the rows in batches of at most the
+        client's maximum (see the module doc on what a reload then finds)."""
+        if self.collection is None:
+            self._build(X, ids)
+            return
+        assert self.client is not None
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        self._add(X, ids, np.append(np.arange(0, len(X), self.client.get_max_batch_size()), len(X)))
+
+    def delete(self, ids: np.ndarray) -> None:
+        assert self.collection is not None
+        self.collection.delete(ids=[str(i) for i in ids.tolist()])
 
     def index_files(self) -> list[Path]:
         """The HNSW segment's files (header, graph, vectors, id map); see the module doc."""

@@ -22,6 +22,12 @@ Build time (the runner's timer around fit) is all of it. fit then checks that th
 really there: describe_index says state Finished with every row indexed, and every segment has
 its index file of the requested type on disk.
 
+Streaming (supports_insert, supports_delete): the first insert is fit's build, under the ids
+given; a later insert is `insert` then `flush`, so its rows become a sealed segment, which
+Milvus Lite's background worker indexes (a segment without its index yet is searched by brute
+force, as are rows still in the memtable); a delete is `delete` by primary-key expression
+(`id in [...]`), whose tombstones every search applies.
+
 Index size: get_memory_usage() returns the size of the engine's index files in kB (0 before
 they exist), so the runner's index_size = after fit - before fit is the engine's index (for
 HNSW it holds the vectors as well as the graph, as FAISS stores it); get_additional repeats it
@@ -56,6 +62,8 @@ class _Milvus(DiskIndex):
     metrics = tuple(METRIC_TYPES)
     point_types = ("float",)
     supports_batch = True
+    supports_insert = True
+    supports_delete = True
     package = "milvus-lite"
     index_type = ""
 
@@ -71,6 +79,10 @@ class _Milvus(DiskIndex):
         raise NotImplementedError
 
     def fit(self, X: np.ndarray) -> None:
+        self._build(X, np.arange(len(X)))
+
+    def _build(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """fit's work, the rows under `ids`: a streaming run's first insert is the build."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         n, d = X.shape
         set_openmp_threads(self.threads)
@@ -79,9 +91,7 @@ class _Milvus(DiskIndex):
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field(FIELD, DataType.FLOAT_VECTOR, dim=d)
         client.create_collection(COLLECTION, schema=schema)
-        for lo in range(0, n, INSERT_ROWS):
-            rows = [{"id": i, FIELD: X[i]} for i in range(lo, min(lo + INSERT_ROWS, n))]
-            client.insert(COLLECTION, rows)
+        self._add(X, ids)
         client.flush(COLLECTION)
         params = client.prepare_index_params()
         params.add_index(field_name=FIELD, index_type=self.index_type, metric_type=self.metric_type,
@@ -90,6 +100,28 @@ class _Milvus(DiskIndex):
         client.load_collection(COLLECTION)
         self._check_index(n)
         set_openmp_threads(1)
+
+    def _add(self, X: np.ndarray, ids: np.ndarray) -> None:
+        assert self.client is not None
+        for lo in range(0, len(X), INSERT_ROWS):
+            rows = [{"id": int(i), FIELD: x} for i, x in zip(ids[lo:lo + INSERT_ROWS], X[lo:lo + INSERT_ROWS])]
+            self.client.insert(COLLECTION, rows)
+
+    def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
+        """The first call is the build; later ones insert and flush, so the rows leave the
+        memtable (searched by brute force) for sealed segments, which Milvus Lite indexes in
+        its background worker (a segment is searched by brute force until its index is there)."""
+        if self.client is None:
+            self._build(X, ids)
+            return
+        self._add(np.ascontiguousarray(X, dtype=np.float32), ids)
+        self.client.flush(COLLECTION)
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Delete by primary-key expression (`id in [...]`), INSERT_ROWS ids a request."""
+        assert self.client is not None
+        for lo in range(0, len(ids), INSERT_ROWS):
+            self.client.delete(COLLECTION, filter=f"id in {ids[lo:lo + INSERT_ROWS].tolist()}")
 
     def index_files(self) -> list[Path]:
         """One FAISS index file per sealed segment; see the module doc."""
