@@ -23,6 +23,13 @@ Index size: get_memory_usage() returns the size of the index's files under the t
 _indices directory in kB (0 before they exist), so the runner's index_size is the engine's
 index on disk; get_additional repeats it as index_size_kb.
 
+Filtered search: with labels the table gets a `label` column with a BTREE scalar index, and a
+filtered query is the vector search with `.where("label >= lo AND label < hi", prefilter=True)`:
+LanceDB evaluates the filter first and searches the index among the rows that pass.
+
+Concurrent clients (run.py --clients) are connections: each client opens the table of its own
+(lancedb.connect on the directory, open_table) and searches it with the same arguments.
+
 Threads: LanceDB's compute pool is sized from LANCE_CPU_THREADS, read once when its runtime
 starts; this module sets it (unless the user did) to the threads this worker was given before
 importing lancedb. Single queries and batches use that pool (one core in a default sweep);
@@ -35,7 +42,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..base import allowed_threads
+from ..base import Client, allowed_threads
+from ..filtering import LabelRange
 from ..ondisk import DiskIndex
 
 os.environ.setdefault("LANCE_CPU_THREADS", str(allowed_threads()))
@@ -44,7 +52,7 @@ os.environ.setdefault("LANCE_IO_THREADS", str(max(2, allowed_threads())))
 import lancedb  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
-from lancedb.index import HnswSq, IvfPq  # noqa: E402
+from lancedb.index import BTree, HnswSq, IvfPq  # noqa: E402
 
 if TYPE_CHECKING:
     from lancedb.table import Table
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
 DISTANCE_TYPES: dict[str, Literal["l2", "cosine", "dot"]] = {"euclidean": "l2", "angular": "cosine", "dot": "dot"}
 TABLE = "items"
 VECTOR = "vector"
+LABEL = "label"
 
 
 def largest_divisor_at_most(d: int, wanted: int) -> int:
@@ -62,13 +71,16 @@ class _Lance(DiskIndex):
     metrics = tuple(DISTANCE_TYPES)
     point_types = ("float",)
     supports_batch = True
+    supports_filter = True
     package = "lancedb"
+    clients = "connections"
 
     def __init__(self, metric: str):
         super().__init__()
         self.metric = self.checked_metric(metric)
         self.distance_type = DISTANCE_TYPES[metric]
         self.table: Table | None = None
+        self._labels: np.ndarray | None = None  # a filtered set's: a label column
 
     def index_config(self, n: int, d: int):
         raise NotImplementedError
@@ -82,14 +94,18 @@ class _Lance(DiskIndex):
         n, d = X.shape
         db = lancedb.connect(str(self.make_directory()))
         vectors = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1), type=pa.float32()), d)
-        data = pa.table({"id": pa.array(np.arange(n, dtype=np.int64)), VECTOR: vectors})
-        self.table = db.create_table(TABLE, data=data)
+        columns = {"id": pa.array(np.arange(n, dtype=np.int64)), VECTOR: vectors}
+        if self._labels is not None:
+            columns[LABEL] = pa.array(np.asarray(self._labels, dtype=np.int32))
+        self.table = db.create_table(TABLE, data=pa.table(columns))
         self.table.create_index(VECTOR, config=self.index_config(n, d))
+        if self._labels is not None:
+            self.table.create_index(LABEL, config=BTree())
         self._check_index(n, X[0])
 
     def _check_index(self, n: int, q: np.ndarray) -> None:
         assert self.table is not None
-        indices = list(self.table.list_indices())
+        indices = [index for index in self.table.list_indices() if list(index.columns) == [VECTOR]]
         stats = self.table.index_stats(indices[0].name) if indices else None
         plan = self._query(q, 10).explain_plan(verbose=True)
         if stats is None or stats.num_indexed_rows != n or stats.num_unindexed_rows != 0 or "ANN" not in plan:
@@ -102,15 +118,36 @@ class _Lance(DiskIndex):
         assert self.directory is not None
         return list(self.directory.glob(f"{TABLE}.lance/_indices/**/*"))
 
-    def _query(self, q: np.ndarray | list[np.ndarray], k: int) -> Any:
-        assert self.table is not None
+    def _query(self, q: np.ndarray | list[np.ndarray], k: int, table: Table | None = None) -> Any:
+        """The search of q in `table` (default: the one fit built) with this index's arguments."""
+        table = table or self.table
+        assert table is not None
         # A vector search's builder; the type of Table.search covers every kind of search.
-        search: Any = self.table.search(q, vector_column_name=VECTOR)
+        search: Any = table.search(q, vector_column_name=VECTOR)
         return self._tune(search.distance_type(self.distance_type), k).limit(k).select(["id", "_distance"])
 
+    @staticmethod
+    def _ids(query: Any) -> np.ndarray:
+        return query.to_arrow().column("id").to_numpy().astype(np.int64, copy=False)
+
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        result = self._query(np.asarray(q, dtype=np.float32), k).to_arrow()
-        return result.column("id").to_numpy().astype(np.int64, copy=False)
+        return self._ids(self._query(np.asarray(q, dtype=np.float32), k))
+
+    def set_labels(self, labels: np.ndarray) -> None:
+        self._labels = labels
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+        """LanceDB's prefilter: the WHERE clause picks the rows the index search may return."""
+        where = f"{LABEL} >= {int(allowed.lo)} AND {LABEL} < {int(allowed.hi)}"
+        return self._ids(self._query(np.asarray(q, dtype=np.float32), k).where(where, prefilter=True))
+
+    def open_client(self) -> Client:
+        """A table handle of its own, from a connection of its own to the table's directory
+        (LanceDB's handles have no close: they are let go with the client)."""
+        assert self.directory is not None
+        table = lancedb.connect(str(self.directory)).open_table(TABLE)
+        return Client(query=lambda q, k: self._ids(self._query(np.asarray(q, dtype=np.float32), k, table)),
+                      close=lambda: None)
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:
         # A list of vectors is one request; rows carry the query's position in query_index.
