@@ -55,7 +55,7 @@ from ..ondisk import DiskIndex  # noqa: E402
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
-    from chromadb.api.types import Embeddings
+    from chromadb.api.types import Embeddings, Metadata
 
 SPACES: dict[str, Literal["l2", "cosine", "ip"]] = {"euclidean": "l2", "angular": "cosine", "dot": "ip"}
 COLLECTION = "items"
@@ -106,7 +106,8 @@ class ChromaHNSW(DiskIndex):
         )
         labels = self._labels
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            metadatas = None if labels is None else [{LABEL: int(label)} for label in labels[lo:hi]]
+            metadatas: list[Metadata] | None = (None if labels is None else
+                                                [{LABEL: int(label)} for label in labels[lo:hi]])
             self.collection.add(ids=[str(i) for i in range(lo, hi)], embeddings=X[lo:hi], metadatas=metadatas)
         count = self.collection.count()
         if count != len(X):
