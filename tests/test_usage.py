@@ -55,5 +55,5 @@ def test_a_changed_declaration_makes_the_support_table_stale():
     declared = dataclasses.replace(hnswlib.declared, supports_filter=False, clients="processes")
     changed = dict(entries, hnswlib=dataclasses.replace(hnswlib, declared=declared))
     row = next(line for line in support.support_table(changed).splitlines() if line.startswith("| hnswlib |"))
-    assert row.endswith(f"| {support.NO} | processes |")
+    assert f"| {support.NO} | processes |" in row
     assert row not in usage.README.read_text()

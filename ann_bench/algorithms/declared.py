@@ -24,9 +24,10 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..paths import PACKAGE
-from .base import CLIENT_KINDS
+from .base import CLIENT_KINDS, INDEX_SIZE_KINDS
 
-ATTRIBUTES = ("metrics", "point_types", "supports_batch", "supports_filter", "package", "clients")
+ATTRIBUTES = ("metrics", "point_types", "supports_batch", "supports_filter", "package", "clients", "seeded",
+              "index_size")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Declared:
     package: str | None
     supports_filter: bool = False
     clients: str = "processes"
+    seeded: bool = False
+    index_size: str = "memory"
 
 
 class _NotLiteral(Exception):
@@ -210,12 +213,16 @@ def read_declared(path: Path, class_name: str) -> Declared:
     if package is not None and not isinstance(package, str):
         raise ConfigError(f"{path}: {class_name}.package must be a string (the PyPI distribution whose "
                           f"version results record), not {package!r}")
-    clients = getattr(cls, "clients", None)
-    if clients not in CLIENT_KINDS:
-        raise ConfigError(f"{path}: {class_name}.clients must be one of {', '.join(map(repr, CLIENT_KINDS))}, "
-                          f"not {clients!r}")
+    def one_of(attribute: str, kinds: tuple[str, ...]) -> str:
+        value = getattr(cls, attribute, None)
+        if value not in kinds:
+            raise ConfigError(f"{path}: {class_name}.{attribute} must be one of {', '.join(map(repr, kinds))}, "
+                              f"not {value!r}")
+        return value
+
     return Declared(strings("metrics"), strings("point_types"), flag("supports_batch"), package,
-                    flag("supports_filter"), clients)
+                    flag("supports_filter"), one_of("clients", CLIENT_KINDS), flag("seeded"),
+                    one_of("index_size", INDEX_SIZE_KINDS))
 
 
 def differences(cls: type, declared: Declared, path: Path | str) -> list[str]:

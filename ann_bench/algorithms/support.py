@@ -32,6 +32,8 @@ COLUMNS = (
     Column("batch (`--batch`)", _flag("supports_batch")),
     Column("filtered search", _flag("supports_filter")),
     Column("clients (`--clients`)", lambda declared: declared.clients),
+    Column("seeded builds (`--repeat`)", _flag("seeded")),
+    Column("index size", lambda declared: declared.index_size),
 )
 
 

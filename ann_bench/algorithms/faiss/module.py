@@ -135,6 +135,7 @@ class _Faiss(BaseANN):
 
 class FaissIVF(_Faiss):
     supports_filter = True
+    seeded = True
 
     def __init__(self, metric: str, n_list: int):
         super().__init__(metric)
@@ -326,6 +327,8 @@ class FaissBinaryFlat(_FaissBinary):
 
 
 class FaissBinaryIVF(_FaissBinary, FaissIVF):
+    seeded = False  # its _build (binary k-means) is not given the seed
+
     def _build(self, codes: np.ndarray) -> None:
         _check_n_list(self.name, self.n_list, len(codes))
         bits = codes.shape[1] * 8
