@@ -17,7 +17,8 @@ Metrics: euclidean l2, angular cosine, dot dot (the vectors go in as given).
 fit(): create the table from one Arrow table, create_index (synchronous for a local table),
 then check that the index covers every row (index_stats: no unindexed row, which LanceDB would
 otherwise scan by brute force) and that the query plan uses it (explain_plan names the ANN
-index). Build time (the runner's timer around fit) is all of it.
+index; with labels, the filtered plan names the label index too). Build time (the runner's
+timer around fit) is all of it.
 
 Index size: get_memory_usage() returns the size of the index's files under the table's
 _indices directory in kB (0 before they exist), so the runner's index_size is the engine's
@@ -107,8 +108,12 @@ class _Lance(DiskIndex):
         assert self.table is not None
         indices = [index for index in self.table.list_indices() if list(index.columns) == [VECTOR]]
         stats = self.table.index_stats(indices[0].name) if indices else None
-        plan = self._query(q, 10).explain_plan(verbose=True)
-        if stats is None or stats.num_indexed_rows != n or stats.num_unindexed_rows != 0 or "ANN" not in plan:
+        query = self._query(q, 10)
+        if self._labels is not None:  # the filtered plan: the ANN index searched among the label index's rows
+            query = self._filtered(query, LabelRange(0, 1))
+        plan = query.explain_plan(verbose=True)
+        if (stats is None or stats.num_indexed_rows != n or stats.num_unindexed_rows != 0 or "ANN" not in plan
+                or (self._labels is not None and "ScalarIndexQuery" not in plan)):
             raise RuntimeError(f"{self.name}: the index does not cover the table: {stats}; plan: {plan}")
         self._additional = {"index_type": stats.index_type, "index_parts": stats.num_indices,
                             "index_size_kb": self.get_memory_usage()}
@@ -136,10 +141,13 @@ class _Lance(DiskIndex):
     def set_labels(self, labels: np.ndarray) -> None:
         self._labels = labels
 
-    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+    @staticmethod
+    def _filtered(query: Any, allowed: LabelRange) -> Any:
         """LanceDB's prefilter: the WHERE clause picks the rows the index search may return."""
-        where = f"{LABEL} >= {int(allowed.lo)} AND {LABEL} < {int(allowed.hi)}"
-        return self._ids(self._query(np.asarray(q, dtype=np.float32), k).where(where, prefilter=True))
+        return query.where(f"{LABEL} >= {int(allowed.lo)} AND {LABEL} < {int(allowed.hi)}", prefilter=True)
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+        return self._ids(self._filtered(self._query(np.asarray(q, dtype=np.float32), k), allowed))
 
     def open_client(self) -> Client:
         """A table handle of its own, from a connection of its own to the table's directory
