@@ -1,9 +1,10 @@
-"""The command lines' option help, and the README's option tables made from it.
+"""The command lines' option help, and the README's tables made from code.
 
-Each table in the README sits between `<!-- options: TOOL -->` and `<!-- /options -->` and is
-generated from the tool's argparse parser, so the README and `--help` cannot disagree:
-`python -m ann_bench.usage` rewrites the tables, and tests/test_usage.py fails when they are
-out of date.
+Each option table in the README sits between `<!-- options: TOOL -->` and `<!-- /options -->`
+and is generated from the tool's argparse parser, so the README and `--help` cannot disagree;
+the support table (`<!-- support -->`) is generated from the wrappers' declarations
+(algorithms/support.py). `python -m ann_bench.usage` rewrites the tables, and
+tests/test_usage.py fails when they are out of date.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from .algorithms.support import support_table
 from .paths import REPO
 
 # tool -> the function building its parser ("module:function"), as the README names the tool.
@@ -23,6 +25,7 @@ PARSERS = {
 }
 README = REPO / "README.md"
 _BLOCK = re.compile(r"(<!-- options: (?P<tool>\S+) -->\n)(?P<table>.*?)(<!-- /options -->)", re.S)
+_SUPPORT = re.compile(r"(<!-- support -->\n)(?P<table>.*?)(<!-- /support -->)", re.S)
 
 
 def default_text(action: argparse.Action) -> str:
@@ -70,10 +73,10 @@ def parser_of(tool: str) -> argparse.ArgumentParser:
 
 
 def update(text: str) -> str:
-    """The README text with every options table regenerated."""
+    """The README text with every options table and the support table regenerated."""
     def table(match: re.Match) -> str:
         return match.group(1) + option_table(parser_of(match.group("tool"))) + match.group(4)
-    return _BLOCK.sub(table, text)
+    return _SUPPORT.sub(lambda match: match.group(1) + support_table() + match.group(3), _BLOCK.sub(table, text))
 
 
 def main() -> int:

@@ -107,7 +107,8 @@ def test_the_libraries_asked_for_declare_threads_or_connections():
     declared = {entry.library: entry.declared.clients for entry in load_algorithms().values()}
     for library in ("hnswlib", "faiss", "voyager"):
         assert declared[library] == "threads", library
-    assert declared["pgvector"] == "connections"
+    for library in ("pgvector", "milvus", "lancedb", "chromadb"):
+        assert declared[library] == "connections", library
 
 
 class _Exact(BaseANN):

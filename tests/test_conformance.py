@@ -389,6 +389,24 @@ def test_the_imported_class_declares_what_the_host_read(name):
     assert declared.differences(cls, entry.declared, entry.folder.module_file) == []
 
 
+def _methods_source(cls: type) -> str:
+    """The source of every method the class resolves to, BaseANN's own left out."""
+    functions = [getattr(cls, name) for name in dir(cls)]
+    return "".join(inspect.getsource(f) for f in functions
+                   if inspect.isfunction(f) and getattr(BaseANN, f.__name__, None) is not f)
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_seeded_and_index_size_say_what_the_class_does(name):
+    """seeded exactly when a method of the class reads the runner's seed; index_size "disk"
+    exactly when the class measures its own get_memory_usage (the engine's files or relation)."""
+    entry = ENTRIES[name]
+    cls = import_wrapper(entry)
+    assert entry.declared.seeded == ("self.seed" in _methods_source(cls)), f"{name}: seeded = {entry.declared.seeded}"
+    own_measure = cls.get_memory_usage is not BaseANN.get_memory_usage
+    assert (entry.declared.index_size == "disk") == own_measure, f"{name}: index_size = {entry.declared.index_size!r}"
+
+
 @pytest.mark.parametrize("name", list(ENTRIES))
 def test_an_undeclared_metric_is_refused_by_name(name):
     """A wrapper given a metric it doesn't declare fails at once, before it starts any engine."""

@@ -57,7 +57,7 @@ def test_what_a_class_does_not_say_comes_from_its_bases_in_mro_order(tmp_path):
         class Thing(Searching, Engine):
             pass
         """)
-    assert read_declared(path, "Thing") == Declared(("dot",), ("float",), True, "engine")
+    assert read_declared(path, "Thing") == Declared(("dot",), ("float",), True, "engine", index_size="disk")
 
 
 @pytest.mark.parametrize("statement, shown", [

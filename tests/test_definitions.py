@@ -227,6 +227,9 @@ def test_an_unknown_constructor_is_named_with_the_closest_class(tmp_path, librar
     ("    point_types = ('float', 'sparse')\n", ["Thing.point_types", "unknown point type 'sparse'"]),
     ("    supports_batch = 'yes'\n", ["Thing.supports_batch must be True or False"]),
     ("    package = None\n", ["Thing.package is not set"]),
+    ("    clients = 'forks'\n", ["Thing.clients must be one of 'threads', 'processes', 'connections'"]),
+    ("    seeded = 1\n", ["Thing.seeded must be True or False"]),
+    ("    index_size = 'rss'\n", ["Thing.index_size must be one of 'memory', 'disk', not 'rss'"]),
 ])
 def test_a_declaration_the_host_cannot_use_names_the_file_class_and_attribute(tmp_path, libraries, body,
                                                                              fragments):

@@ -25,10 +25,16 @@ from ann_bench.run.executors.docker import images
 from ann_bench.run.runner import instantiate, validate_answers
 from ann_bench.run.sealed import seal, seal_points
 
+from .test_conformance import RECALL_APPROXIMATE, knn_recall
+
 K = 10
 QUERIES = 200
 ENTRIES = load_algorithms()
 FILTERING = [name for name, entry in ENTRIES.items() if entry.declared.supports_filter]
+# The recall bar holds from this selectivity on; below it a graph searched through a filter may
+# lose its way, which is the library's to show in the results (FAISS's HNSW with an IDSelector,
+# faiss-hnsw and milvus-hnsw, reaches about 0.49 at 1 %), not a wrapper's fault.
+RECALL_FROM_SELECTIVITY = 0.1
 # In Docker: the exact reference, a compiled library and a database server.
 IN_DOCKER = ["bruteforce", "hnswlib", "pgvector-hnsw"]
 
@@ -67,7 +73,8 @@ def test_ground_truth_is_the_exact_top_k_among_the_points_that_pass(filtered_set
 @pytest.mark.parametrize("name", FILTERING)
 def test_filtered_answers_pass_their_filter(filtered_sets, name):
     """Every entry that declares supports_filter, at its most accurate quick point, on each
-    selectivity: answers valid, each id passing its filter, exact entries at recall 1.0."""
+    selectivity: answers valid, each id passing its filter, recall at least the conformance
+    suite's bar from 10 % on (exact entries: the true distances)."""
     entry = ENTRIES[name]
     pytest.importorskip(entry.module)
     for selectivity, path in filtered_sets.items():
@@ -89,6 +96,10 @@ def test_filtered_answers_pass_their_filter(filtered_sets, name):
             algo.done()
         ids = validate_answers(answers, K, len(data.train), QUERIES)
         check_filters(ids, data.train_labels, data.test_filters[:QUERIES])
+        recall = knn_recall(data, answers, QUERIES)
+        print(f"{name} at {selectivity:.0%}: recall {recall:.3f}")
+        if selectivity >= RECALL_FROM_SELECTIVITY:
+            assert recall >= RECALL_APPROXIMATE, f"{name} at selectivity {selectivity}: recall {recall:.3f}"
         if entry.exact:
             found = distances_to(data.distance, data.test[:QUERIES], data.train, ids)
             np.testing.assert_allclose(found, data.distances[:QUERIES], rtol=1e-4, atol=1e-5)

@@ -1,9 +1,13 @@
-"""The README's option tables are the argparse definitions, and help shows only defaults worth saying."""
+"""The README's option tables are the argparse definitions, its support table the wrappers'
+declarations, and help shows only defaults worth saying."""
 
 import argparse
+import dataclasses
 
 from ann_bench import usage
+from ann_bench.algorithms import support
 from ann_bench.cli import build_parser
+from ann_bench.run.definitions import load_algorithms
 
 
 def test_the_readme_option_tables_are_current():
@@ -35,3 +39,21 @@ def test_help_states_real_defaults_and_not_flag_defaults():
     text = parser.format_help()
     assert "timed passes (default 5)" in text
     assert "default: False" not in text and "default None" not in text
+
+
+def test_the_readme_has_the_support_table_with_a_row_per_entry():
+    text = usage.README.read_text()
+    table = support.support_table()
+    assert f"<!-- support -->\n{table}<!-- /support -->" in text
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines()[2:]] == list(load_algorithms())
+
+
+def test_a_changed_declaration_makes_the_support_table_stale():
+    entries = load_algorithms()
+    hnswlib = entries["hnswlib"]
+    assert hnswlib.declared.supports_filter and hnswlib.declared.clients == "threads"
+    declared = dataclasses.replace(hnswlib.declared, supports_filter=False, clients="processes")
+    changed = dict(entries, hnswlib=dataclasses.replace(hnswlib, declared=declared))
+    row = next(line for line in support.support_table(changed).splitlines() if line.startswith("| hnswlib |"))
+    assert f"| {support.NO} | processes |" in row
+    assert row not in usage.README.read_text()

@@ -2,7 +2,7 @@
 
 A wrapper states what it supports as class attributes (data, not probing): `metrics`,
 `point_types`, `supports_batch`, `supports_filter`, `supports_insert`, `supports_delete`,
-`package` and `clients`, written as literals
+`package`, `clients`, `seeded` and `index_size`, written as literals
 (or names bound to literals in its module), because the host reads them from the source without importing the wrapper
 (ann_bench/algorithms/declared.py); the worker checks that the imported class agrees.
 
@@ -58,6 +58,8 @@ def set_openmp_threads(n: int) -> None:
 
 # How concurrent clients (run.py --clients N) query one built index; see BaseANN.clients.
 CLIENT_KINDS = ("threads", "processes", "connections")
+# What get_memory_usage measures, hence a result's index_size; see BaseANN.index_size.
+INDEX_SIZE_KINDS = ("memory", "disk")
 
 
 @dataclass
@@ -88,6 +90,13 @@ class BaseANN:
     # "processes" are forked after the build and share the index copy-on-write (safe for any
     # wrapper); "connections" are threads that each query through open_client() (database engines).
     clients: ClassVar[str] = "processes"
+    # Whether fit hands the runner's seed (self.seed, a new one for each build of run.py
+    # --repeat) to the library; tests/test_conformance.py checks the class reads self.seed
+    # exactly when it says so.
+    seeded: ClassVar[bool] = False
+    # What get_memory_usage measures: "memory", the process's resident memory (index_size is the
+    # memory fit added), or "disk", the engine's index on disk (the database engines).
+    index_size: ClassVar[str] = "memory"
 
     def __init__(self) -> None:
         self._batch_results: Any = None

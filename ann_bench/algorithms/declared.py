@@ -24,10 +24,10 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..paths import PACKAGE
-from .base import CLIENT_KINDS
+from .base import CLIENT_KINDS, INDEX_SIZE_KINDS
 
 ATTRIBUTES = ("metrics", "point_types", "supports_batch", "supports_filter", "package", "clients", "supports_insert",
-              "supports_delete")
+              "supports_delete", "seeded", "index_size")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Declared:
     clients: str = "processes"
     supports_insert: bool = False
     supports_delete: bool = False
+    seeded: bool = False
+    index_size: str = "memory"
 
 
 class _NotLiteral(Exception):
@@ -213,12 +215,16 @@ def read_declared(path: Path, class_name: str) -> Declared:
     if package is not None and not isinstance(package, str):
         raise ConfigError(f"{path}: {class_name}.package must be a string (the PyPI distribution whose "
                           f"version results record), not {package!r}")
-    clients = getattr(cls, "clients", None)
-    if clients not in CLIENT_KINDS:
-        raise ConfigError(f"{path}: {class_name}.clients must be one of {', '.join(map(repr, CLIENT_KINDS))}, "
-                          f"not {clients!r}")
+    def one_of(attribute: str, kinds: tuple[str, ...]) -> str:
+        value = getattr(cls, attribute, None)
+        if value not in kinds:
+            raise ConfigError(f"{path}: {class_name}.{attribute} must be one of {', '.join(map(repr, kinds))}, "
+                              f"not {value!r}")
+        return value
+
     return Declared(strings("metrics"), strings("point_types"), flag("supports_batch"), package,
-                    flag("supports_filter"), clients, flag("supports_insert"), flag("supports_delete"))
+                    flag("supports_filter"), one_of("clients", CLIENT_KINDS), flag("supports_insert"),
+                    flag("supports_delete"), flag("seeded"), one_of("index_size", INDEX_SIZE_KINDS))
 
 
 def differences(cls: type, declared: Declared, path: Path | str) -> list[str]:

@@ -46,6 +46,7 @@ class IndexDirectory(BaseANN):
 
 
 class DiskIndex(IndexDirectory):
+    index_size = "disk"
     # Extra figures of the built index (e.g. its size, its segments), set by fit; replaced, never
     # changed in place.
     _additional: Mapping[str, Any] = {}

@@ -27,6 +27,7 @@ class Annoy(BaseANN):
     point_types = ("float", "bit")
     supports_batch = False
     package = "annoy"
+    seeded = True
 
     def __init__(self, metric: str, n_trees: int):
         super().__init__()

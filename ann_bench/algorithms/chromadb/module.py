@@ -37,6 +37,14 @@ once sync_threshold rows (default 1,000) have come in since it last wrote them, 
 call to write them on demand: the collection's sync_threshold is the size of the smallest
 batch, so every add() writes them and all rows are on disk when fit returns (the writes are
 build time, as they would be with the default; queries write nothing).
+
+Filtered search: with labels every row gets the metadata {"label": its label}, and a filtered
+query passes `where={"$and": [{"label": {"$gte": lo}}, {"label": {"$lt": hi}}]}`: Chroma
+evaluates it on its metadata segment and searches the HNSW index among the rows that pass.
+
+Concurrent clients (run.py --clients) are connections: each client opens a PersistentClient and
+the collection of its own on the index's directory (Chroma's clients of one path in one process
+share its engine, which searches from several threads at once).
 """
 
 from __future__ import annotations
@@ -52,16 +60,18 @@ import numpy as np  # noqa: E402
 from chromadb.api.client import SharedSystemClient  # noqa: E402
 from chromadb.config import Settings  # noqa: E402
 
-from ..base import allowed_threads  # noqa: E402
+from ..base import Client, allowed_threads  # noqa: E402
+from ..filtering import LabelRange  # noqa: E402
 from ..ondisk import DiskIndex  # noqa: E402
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
-    from chromadb.api.types import Embeddings
+    from chromadb.api.types import Embeddings, Metadata
 
 SPACES: dict[str, Literal["l2", "cosine", "ip"]] = {"euclidean": "l2", "angular": "cosine", "dot": "ip"}
 COLLECTION = "items"
+LABEL = "label"
 
 
 class ChromaHNSW(DiskIndex):
@@ -70,7 +80,9 @@ class ChromaHNSW(DiskIndex):
     supports_batch = True
     supports_insert = True
     supports_delete = True
+    supports_filter = True
     package = "chromadb"
+    clients = "connections"
 
     def __init__(self, metric: str, M: int, ef_construction: int):
         super().__init__()
@@ -81,11 +93,15 @@ class ChromaHNSW(DiskIndex):
         self.threads = allowed_threads()
         self.client: ClientAPI | None = None
         self.collection: Collection | None = None
+        self._labels: np.ndarray | None = None  # a filtered set's: each row's metadata
+
+    def _connect(self) -> tuple[ClientAPI, Collection]:
+        """A client of the index's directory and the collection through it."""
+        client = chromadb.PersistentClient(path=str(self.directory), settings=Settings(anonymized_telemetry=False))
+        return client, client.get_collection(COLLECTION, embedding_function=None)
 
     def _open(self) -> Collection:
-        self.client = chromadb.PersistentClient(path=str(self.directory),
-                                                settings=Settings(anonymized_telemetry=False))
-        self.collection = self.client.get_collection(COLLECTION, embedding_function=None)
+        self.client, self.collection = self._connect()
         return self.collection
 
     def fit(self, X: np.ndarray) -> None:
@@ -115,8 +131,11 @@ class ChromaHNSW(DiskIndex):
     def _add(self, X: np.ndarray, ids: np.ndarray, bounds: np.ndarray) -> None:
         """collection.add of the rows between consecutive bounds, one call each."""
         assert self.collection is not None
+        labels = self._labels
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            self.collection.add(ids=[str(i) for i in ids[lo:hi]], embeddings=X[lo:hi])
+            metadatas: list[Metadata] | None = (None if labels is None else
+                                                [{LABEL: int(labels[i])} for i in ids[lo:hi]])
+            self.collection.add(ids=[str(i) for i in ids[lo:hi]], embeddings=X[lo:hi], metadatas=metadatas)
 
     def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
         """The first call is the build; later ones add the rows in batches of at most the
@@ -153,11 +172,29 @@ class ChromaHNSW(DiskIndex):
     def _ids(ids: list) -> np.ndarray:
         return np.fromiter((int(i) for i in ids), dtype=np.int64, count=len(ids))
 
+    def _search(self, collection: Collection, q: np.ndarray, k: int, where: dict | None = None) -> np.ndarray:
+        embeddings: Embeddings = [np.asarray(q, dtype=np.float32)]
+        result = collection.query(query_embeddings=embeddings, n_results=k, where=where, include=[])
+        return self._ids(result["ids"][0])
+
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         assert self.collection is not None
-        embeddings: Embeddings = [np.asarray(q, dtype=np.float32)]
-        result = self.collection.query(query_embeddings=embeddings, n_results=k, include=[])
-        return self._ids(result["ids"][0])
+        return self._search(self.collection, q, k)
+
+    def set_labels(self, labels: np.ndarray) -> None:
+        self._labels = labels
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+        """Chroma's where on the label metadata, evaluated before the HNSW search (see the module doc)."""
+        assert self.collection is not None
+        where = {"$and": [{LABEL: {"$gte": int(allowed.lo)}}, {LABEL: {"$lt": int(allowed.hi)}}]}
+        return self._search(self.collection, q, k, where)
+
+    def open_client(self) -> Client:
+        """A PersistentClient and collection handle of its own (see the module doc; Chroma's
+        clients have no close: they are let go with the client)."""
+        _, collection = self._connect()
+        return Client(query=lambda q, k: self._search(collection, q, k), close=lambda: None)
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:
         assert self.collection is not None

@@ -140,6 +140,7 @@ class FaissIVF(_Faiss):
     supports_filter = True
     supports_insert = True
     supports_delete = True
+    seeded = True
 
     def __init__(self, metric: str, n_list: int):
         super().__init__(metric)
@@ -346,6 +347,8 @@ class FaissBinaryFlat(_FaissBinary):
 
 
 class FaissBinaryIVF(_FaissBinary, FaissIVF):
+    seeded = False  # its _train (binary k-means) is not given the seed
+
     def _train(self, codes: np.ndarray) -> None:
         """An empty index whose cells are k-means' of the codes (FaissIVF's build and streaming
         add to it)."""

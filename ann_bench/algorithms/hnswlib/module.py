@@ -32,6 +32,7 @@ class HnswLib(BaseANN):
     supports_delete = True
     package = "hnswlib"
     clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
+    seeded = True
 
     def __init__(self, metric: str, M: int, efConstruction: int):
         super().__init__()

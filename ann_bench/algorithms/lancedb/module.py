@@ -17,7 +17,8 @@ Metrics: euclidean l2, angular cosine, dot dot (the vectors go in as given).
 fit(): create the table from one Arrow table, create_index (synchronous for a local table),
 then check that the index covers every row (index_stats: no unindexed row, which LanceDB would
 otherwise scan by brute force) and that the query plan uses it (explain_plan names the ANN
-index). Build time (the runner's timer around fit) is all of it.
+index; with labels, the filtered plan names the label index too). Build time (the runner's
+timer around fit) is all of it.
 
 Streaming (supports_insert, supports_delete): the first insert is fit's build, under the ids
 given. LanceDB's table.add does not touch the ANN index: a search scans the rows added since
@@ -33,6 +34,13 @@ Index size: get_memory_usage() returns the size of the index's files under the t
 _indices directory in kB (0 before they exist), so the runner's index_size is the engine's
 index on disk; get_additional repeats it as index_size_kb.
 
+Filtered search: with labels the table gets a `label` column with a BTREE scalar index, and a
+filtered query is the vector search with `.where("label >= lo AND label < hi", prefilter=True)`:
+LanceDB evaluates the filter first and searches the index among the rows that pass.
+
+Concurrent clients (run.py --clients) are connections: each client opens the table of its own
+(lancedb.connect on the directory, open_table) and searches it with the same arguments.
+
 Threads: LanceDB's compute pool is sized from LANCE_CPU_THREADS, read once when its runtime
 starts; this module sets it (unless the user did) to the threads this worker was given before
 importing lancedb. Single queries and batches use that pool (one core in a default sweep);
@@ -45,7 +53,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..base import allowed_threads
+from ..base import Client, allowed_threads
+from ..filtering import LabelRange
 from ..ondisk import DiskIndex
 
 os.environ.setdefault("LANCE_CPU_THREADS", str(allowed_threads()))
@@ -54,7 +63,7 @@ os.environ.setdefault("LANCE_IO_THREADS", str(max(2, allowed_threads())))
 import lancedb  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
-from lancedb.index import HnswSq, IvfPq  # noqa: E402
+from lancedb.index import BTree, HnswSq, IvfPq  # noqa: E402
 
 if TYPE_CHECKING:
     from lancedb.table import Table
@@ -62,6 +71,7 @@ if TYPE_CHECKING:
 DISTANCE_TYPES: dict[str, Literal["l2", "cosine", "dot"]] = {"euclidean": "l2", "angular": "cosine", "dot": "dot"}
 TABLE = "items"
 VECTOR = "vector"
+LABEL = "label"
 
 
 def largest_divisor_at_most(d: int, wanted: int) -> int:
@@ -74,13 +84,16 @@ class _Lance(DiskIndex):
     supports_batch = True
     supports_insert = True
     supports_delete = True
+    supports_filter = True
     package = "lancedb"
+    clients = "connections"
 
     def __init__(self, metric: str):
         super().__init__()
         self.metric = self.checked_metric(metric)
         self.distance_type = DISTANCE_TYPES[metric]
         self.table: Table | None = None
+        self._labels: np.ndarray | None = None  # a filtered set's: a label column
 
     def index_config(self, n: int, d: int):
         raise NotImplementedError
@@ -99,12 +112,17 @@ class _Lance(DiskIndex):
         db = lancedb.connect(str(self.make_directory()))
         self.table = db.create_table(TABLE, data=self._rows(X, ids))
         self.table.create_index(VECTOR, config=self.index_config(n, d))
+        if self._labels is not None:
+            self.table.create_index(LABEL, config=BTree())
         self._check_index(n, X[0])
 
-    @staticmethod
-    def _rows(X: np.ndarray, ids: np.ndarray) -> pa.Table:
+    def _rows(self, X: np.ndarray, ids: np.ndarray) -> pa.Table:
         vectors = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1), type=pa.float32()), X.shape[1])
-        return pa.table({"id": pa.array(np.asarray(ids, dtype=np.int64)), VECTOR: vectors})
+        ids = np.asarray(ids, dtype=np.int64)
+        columns = {"id": pa.array(ids), VECTOR: vectors}
+        if self._labels is not None:
+            columns[LABEL] = pa.array(np.asarray(self._labels, dtype=np.int32)[ids])
+        return pa.table(columns)
 
     def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
         """The first call is the build; later ones add the rows, then optimize() puts them in
@@ -121,10 +139,14 @@ class _Lance(DiskIndex):
 
     def _check_index(self, n: int, q: np.ndarray) -> None:
         assert self.table is not None
-        indices = list(self.table.list_indices())
+        indices = [index for index in self.table.list_indices() if list(index.columns) == [VECTOR]]
         stats = self.table.index_stats(indices[0].name) if indices else None
-        plan = self._query(q, 10).explain_plan(verbose=True)
-        if stats is None or stats.num_indexed_rows != n or stats.num_unindexed_rows != 0 or "ANN" not in plan:
+        query = self._query(q, 10)
+        if self._labels is not None:  # the filtered plan: the ANN index searched among the label index's rows
+            query = self._filtered(query, LabelRange(0, 1))
+        plan = query.explain_plan(verbose=True)
+        if (stats is None or stats.num_indexed_rows != n or stats.num_unindexed_rows != 0 or "ANN" not in plan
+                or (self._labels is not None and "ScalarIndexQuery" not in plan)):
             raise RuntimeError(f"{self.name}: the index does not cover the table: {stats}; plan: {plan}")
         self._additional = {"index_type": stats.index_type, "index_parts": stats.num_indices,
                             "index_size_kb": self.get_memory_usage()}
@@ -134,15 +156,39 @@ class _Lance(DiskIndex):
         assert self.directory is not None
         return list(self.directory.glob(f"{TABLE}.lance/_indices/**/*"))
 
-    def _query(self, q: np.ndarray | list[np.ndarray], k: int) -> Any:
-        assert self.table is not None
+    def _query(self, q: np.ndarray | list[np.ndarray], k: int, table: Table | None = None) -> Any:
+        """The search of q in `table` (default: the one fit built) with this index's arguments."""
+        table = table or self.table
+        assert table is not None
         # A vector search's builder; the type of Table.search covers every kind of search.
-        search: Any = self.table.search(q, vector_column_name=VECTOR)
+        search: Any = table.search(q, vector_column_name=VECTOR)
         return self._tune(search.distance_type(self.distance_type), k).limit(k).select(["id", "_distance"])
 
+    @staticmethod
+    def _ids(query: Any) -> np.ndarray:
+        return query.to_arrow().column("id").to_numpy().astype(np.int64, copy=False)
+
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
-        result = self._query(np.asarray(q, dtype=np.float32), k).to_arrow()
-        return result.column("id").to_numpy().astype(np.int64, copy=False)
+        return self._ids(self._query(np.asarray(q, dtype=np.float32), k))
+
+    def set_labels(self, labels: np.ndarray) -> None:
+        self._labels = labels
+
+    @staticmethod
+    def _filtered(query: Any, allowed: LabelRange) -> Any:
+        """LanceDB's prefilter: the WHERE clause picks the rows the index search may return."""
+        return query.where(f"{LABEL} >= {int(allowed.lo)} AND {LABEL} < {int(allowed.hi)}", prefilter=True)
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+        return self._ids(self._filtered(self._query(np.asarray(q, dtype=np.float32), k), allowed))
+
+    def open_client(self) -> Client:
+        """A table handle of its own, from a connection of its own to the table's directory
+        (LanceDB's handles have no close: they are let go with the client)."""
+        assert self.directory is not None
+        table = lancedb.connect(str(self.directory)).open_table(TABLE)
+        return Client(query=lambda q, k: self._ids(self._query(np.asarray(q, dtype=np.float32), k, table)),
+                      close=lambda: None)
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:
         # A list of vectors is one request; rows carry the query's position in query_index.

