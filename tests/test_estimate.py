@@ -1,6 +1,8 @@
 """The dry run's estimates: a range per algorithm from what it is based on, modelled per build and
 per query-argument set, so that unmeasured costly settings are not priced like cheap ones."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -181,3 +183,26 @@ def test_run_py_dry_run_lists_definitions_runs_nothing_and_then_prices_what_it_m
     line = next(line for line in out.splitlines() if line.startswith("scripted"))
     assert line.split()[1:5] == ["1", "2", "2", "0"] and "(other settings)" in line and "unknown" not in out
     assert len(list(iter_result_paths(tmp_path / "results"))) == 2
+
+
+def test_sets_the_grader_skipped_on_this_dataset_are_priced_as_skipped_again_unless_exhaustive(tmp_path):
+    """A rerun (--force) of a build whose costlier sets were skipped once a cheaper one reached
+    recall 1.0: they will be skipped again, so they cost nothing; --exhaustive runs them."""
+    data = tmp_path / "data"
+    write_dataset_of(data / "mine.hdf5", 100, 10)
+    settings = settings_for(tmp_path, data / "mine.hdf5")
+    record(settings.results_dir, "mine", "tree", {"n_trees": 10}, {"search_k": 100}, 1.0, 10.0)
+    for k in (1000, 10_000):
+        path = result_path(settings.results_dir, "mine", 10, "tree", False, {"n_trees": 10}, {"search_k": k})
+        write_result(path, RunResult(attrs={"status": "skipped", "build_args": {"n_trees": 10},
+                                            "query_args": {"search_k": k}}))
+
+    def priced(**changes):
+        rerun = replace(settings, force=True, **changes)
+        line = next(line for line in dry_run_table(make_plan([annoy_like(10, (100, 1000, 10_000))], rerun),
+                                                   rerun).splitlines() if line.startswith("tree"))
+        return _range_seconds(line.split(None, 5)[5].split(" (")[0])
+
+    low, high = priced()
+    assert low < 11 < high < 25  # the build and the one set measured, give or take noise
+    assert priced(exhaustive=True)[1] > 100  # search_k 1,000 and 10,000 cost more than 10x more

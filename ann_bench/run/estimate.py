@@ -8,6 +8,9 @@ Costs are modelled per build and per query-argument set, from the results alread
   what keeps an annoy resume from being priced like the cheap search_k values already done;
 - with nothing on this dataset, the nearest dataset's costs are scaled by data size, with a
   wide range, since costs also depend on how hard the data is;
+- a set the grader skipped on this dataset (a cheaper set of its build had reached recall 1.0)
+  is skipped again unless --exhaustive, so it costs nothing; one skipped on another dataset
+  may or may not be, so it costs nothing at the low end and its price at the high end;
 - else the estimate is "unknown", and says so.
 Ranges add up (low with low, high with high); the wall-time range divides the work between the
 definitions run at once.
@@ -25,7 +28,7 @@ import h5py
 import numpy as np
 
 from ..datasets.registry import DATASETS
-from ..results.files import STATUS_OK, canonical_json, read_result, result_dir
+from ..results.files import STATUS_OK, STATUS_SKIPPED, canonical_json, read_result, result_dir
 from .definitions import Definition
 from .jobs import Settings, display_name
 from .plan import Plan, Planned
@@ -161,25 +164,31 @@ def _nearest(alike: list[Observation], args: dict[str, Any]) -> Range:
 class AlgorithmCosts:
     builds: CostModel
     queries: CostModel
+    # Query sets (flattened with their build) that the grader skipped there: a cheaper set of
+    # their build had reached recall 1.0 (grading.py), as it will again on the same data.
+    skipped: set[str] = field(default_factory=set)
 
 
 def past_costs(directory: Path, runs: int) -> AlgorithmCosts:
     """The builds and query sets measured in one algorithm's result directory."""
     builds: dict[str, Observation] = {}
     queries = CostModel()
+    skipped = set()
     for path in sorted(directory.glob("*.hdf5")) if directory.is_dir() else []:
         result = read_result(path, arrays=False)
         attrs = result.attrs
+        build_args, query_args = result.build_args, result.query_args
+        if result.status == STATUS_SKIPPED:
+            skipped.add(canonical_json(flatten(build_args, query_args)))
         if result.status != STATUS_OK or "library_seconds" not in attrs:
             continue
-        build_args, query_args = result.build_args, result.query_args
         builds.setdefault(canonical_json(build_args), Observation(flatten(build_args), float(attrs["build_time"])))
         # Seconds scale with the passes: the timed ones and the warm-up, a pass over at most
         # WARMUP_QUERIES of the queries (a tenth of a pass on a set of 10,000).
         warm_up, measured_runs = _warm_up_share(path), int(attrs.get("run_count", runs))
         query_seconds = float(attrs["library_seconds"]) * (runs + warm_up) / (measured_runs + warm_up)
         queries.observations.append(Observation(flatten(build_args, query_args), query_seconds))
-    return AlgorithmCosts(CostModel(list(builds.values())), queries)
+    return AlgorithmCosts(CostModel(list(builds.values())), queries, skipped)
 
 
 def _warm_up_share(path: Path) -> float:
@@ -291,11 +300,19 @@ def estimate_definitions(planned: Iterable[tuple[Definition, Sequence[Any]]], se
         cost = start_up + Range(build[0].low * basis.build_scale.low, build[0].high * basis.build_scale.high)
         bases.append(basis.source or build[1])
         for query_args in pending:
-            query = basis.costs.queries.predict(flatten(definition.args, query_args))
+            args = flatten(definition.args, query_args)
+            query = basis.costs.queries.predict(args)
             if query is None:
                 return None
-            cost = cost + Range(query[0].low * basis.query_scale.low, query[0].high * basis.query_scale.high)
-            bases.append(basis.source or query[1])
+            low, high = query[0].low * basis.query_scale.low, query[0].high * basis.query_scale.high
+            if not settings.exhaustive and canonical_json(args) in basis.costs.skipped:
+                # Skipped there once a cheaper set reached recall 1.0: on this dataset it will
+                # be again; on another, maybe (nothing at the low end, all of it at the high).
+                low, high = 0.0, 0.0 if not basis.source else high
+                bases.append(basis.source or "skipped before")
+            else:
+                bases.append(basis.source or query[1])
+            cost = cost + Range(low, high)
         work = work + cost
         longest = Range(max(longest.low, cost.low), max(longest.high, cost.high))
     return Estimate(work, longest, bases)
