@@ -102,7 +102,7 @@ def _json_value(value: Any) -> Any:
 def step_rows(results_dir: Path | str, dataset: str, count: int, data_dir: Path | str = "data") -> list[dict]:
     """A streaming set's rows per result and search step (STEP_COLUMNS); a UserError for any
     other dataset."""
-    found = streaming.stream_set(dataset, data_dir)
+    found = streaming.runbook_steps(dataset, data_dir)
     if found is None:
         raise UserError(f"{dataset} is not a streaming set in {data_dir}/ (run.py --runbook makes one); "
                         f"leave out --steps")

@@ -297,7 +297,7 @@ def _plot_one(args: argparse.Namespace, dataset: str, count: int, output: Path |
 
 def _plot_steps(args: argparse.Namespace, dataset: str, count: int) -> str:
     """A streaming set's figure per search step, beside its plot; what to add to the line printed."""
-    found = streaming.stream_set(dataset, args.data_dir)
+    found = streaming.runbook_steps(dataset, args.data_dir)
     if found is None:
         return ""
     path, ops = found

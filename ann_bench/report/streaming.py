@@ -30,7 +30,7 @@ from .styles import algorithm_style
 NAN = float("nan")
 
 
-def stream_set(dataset: str, data_dir: Path | str) -> tuple[Path, np.ndarray] | None:
+def runbook_steps(dataset: str, data_dir: Path | str) -> tuple[Path, np.ndarray] | None:
     """A streaming set's file and runbook steps; None for any other dataset, or one without a
     file here (its results can still be plotted from the metrics cache)."""
     try:

@@ -290,10 +290,10 @@ def run_job(job: Job) -> bool:
     all_ok = True
     library_seconds = build_time
     for query_args in job.query_args:
-        if canonical_json(query_args) in grading.read_skip(job.results_dir):
+        key = canonical_json(query_args)
+        if key in grading.read_skip(job.results_dir):
             log.info("skipped %s: the host found a cheaper set at recall 1.0", json.dumps(query_args))
             continue
-        key = canonical_json(query_args)
         if streamed is not None and key in streamed.failures:
             messages.send(job.results_dir, query_args, messages.STATUS_FAILED, streamed.failures[key])
             all_ok = False
