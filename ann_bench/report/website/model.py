@@ -16,9 +16,10 @@ from datetime import datetime, timezone
 from functools import cached_property, partial
 from pathlib import Path
 
+from ...datasets.hdf5 import load_dataset
 from ...errors import UserError
-from ...results.files import algorithm_of, canonical_json, clients_of, iter_result_paths
-from .. import repeats
+from ...results.files import algorithm_of, canonical_json, clients_of, iter_result_paths, read_result
+from .. import repeats, streaming
 from ..cache import dataset_distances, results_table
 from ..common import mode_label, result_groups
 from ..tables import unsettled
@@ -96,6 +97,8 @@ class Group:
     error: str = ""  # why no metric could be computed (the dataset file is missing, say)
     n_files: int = 0
     clients_rows: list[dict] = field(default_factory=list)  # concurrent clients' results (-c<N>)
+    steps: list[dict] = field(default_factory=list)  # a streaming set's ok runs per search step
+    steps_missing: list[str] = field(default_factory=list)  # runs whose steps cannot be had, and why
 
     @property
     def skipped_lines(self) -> list[dict]:
@@ -191,6 +194,25 @@ class Group:
                 for (algorithm, mode, values), n in sorted(counts.items())]
 
 
+# What reading a result's arrays again for its steps can raise; that run is then named, not dropped.
+_STEP_ERRORS = (OSError, KeyError, ValueError, IndexError, AssertionError)
+
+
+def stream_steps(group: Group, data_dir: Path | str) -> None:
+    """For a streaming set (run.py --runbook), each ok run's figures per search step
+    (report/streaming.py, as plot.py and the export have them); nothing for another set."""
+    found = streaming.runbook_steps(group.dataset, data_dir)
+    if found is None or not group.rows:
+        return
+    path, ops = found
+    truth = load_dataset(path).distances
+    for row in group.rows:
+        try:
+            group.steps.append(streaming.result_steps(read_result(row["path"]), truth, ops, group.count))
+        except _STEP_ERRORS as e:
+            group.steps_missing.append(f"{row['name']}: {' '.join(str(e).split()) or type(e).__name__}")
+
+
 def date_text(mtime_ns: int) -> str:
     return datetime.fromtimestamp(mtime_ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -219,5 +241,6 @@ def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] |
             group.unreadable = table.unreadable + clients.unreadable
             group.n_files = sum(len(t.rows) + len(t.failures) + len(t.skipped) + len(t.unreadable)
                                 for t in (table, clients))
+            stream_steps(group, data_dir)
         groups.append(group)
     return groups

@@ -176,10 +176,11 @@ class Site:
                           "qps": qps_table(rows), "failed": len(group.failures_of(batch))})
         points = clients_points(group.clients_rows)
         concurrent = [figures.add(fig, title) for fig, title in plotly_figures(points, DEFAULT_RECALL)]
+        steps = [figures.add(fig, title) for fig, title in charts.step_charts(group.steps)] if group.steps else []
         if group.rows:
             self._write(group.csv, render(table_rows(group.rows, group.dataset, group.count, group.skipped), ".csv"))
         self._page(group.page, "dataset.html", title=group.title, group=group, modes=modes,
-                   concurrent=concurrent, scaling=scaling(points), recall=DEFAULT_RECALL,
+                   concurrent=concurrent, steps=steps, scaling=scaling(points), recall=DEFAULT_RECALL,
                    targets=RECALL_TARGETS, failures=failure_table(group.failures, group.unreadable),
                    environment=group.environments(), env_columns=ENVIRONMENT_KEYS,
                    spread_columns=[(m, TITLES[m]) for m in SPREAD_METRICS],
