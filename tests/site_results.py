@@ -58,14 +58,17 @@ def write_run(results: Path, dataset: str, truth: np.ndarray, algorithm: str, bu
 
 
 def write_failure(results: Path, dataset: str, algorithm: str, build_args, query_args, error: str,
-                  log_lines: list[str] | None = None) -> Path:
+                  log_lines: list[str] | None = None, clients: int | None = None) -> Path:
     attrs = {"name": f"{algorithm}({build_args})", "algo": algorithm, "dataset": dataset, "count": K,
              "batch_mode": False, "build_args": build_args, "query_args": query_args, "status": "failed",
              "error": error, "environment": ENVIRONMENT}
-    path = write_result(result_path(results, dataset, K, algorithm, False, build_args, query_args),
+    if clients is not None:  # a concurrent clients' run (run.py --clients), under <algorithm>-c<N>/
+        attrs["clients"] = clients
+    path = write_result(result_path(results, dataset, K, algorithm, False, build_args, query_args, clients),
                         RunResult(attrs=attrs))
     if log_lines:
-        log = result_dir(results, dataset, K, algorithm, False) / "logs" / (params_name(build_args, None) + ".log")
+        log = result_dir(results, dataset, K, algorithm, False, clients) / "logs" / (
+            params_name(build_args, None) + ".log")
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("\n".join(["starting", *log_lines]) + "\n")
     return path

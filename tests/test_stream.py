@@ -7,6 +7,7 @@ figure per step."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -256,6 +257,20 @@ def test_run_py_local_with_a_runbook_its_plot_and_its_export(xs_angular, tmp_pat
     assert {row["recall"] for row in rows if row["algorithm"] == "bruteforce"} == {1.0}
     assert [row["step"] for row in rows[:10]] == list(range(1, 11))
     assert rows[0]["delete_rate"] is None and rows[9]["deleted"] == 900 and rows[9]["insert_rate"] > 0
+
+    # The site's dataset page has the same figures per step as the export.
+    site = subprocess.run([sys.executable, "-m", "ann_bench.website", "--data-dir", str(path.parent), "--results",
+                           str(tmp_path), "--output", str(tmp_path / "site"), "--no-progress"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert site.returncode == 0, site.stderr
+    page = (tmp_path / "site" / "datasets" / f"{path.stem}-k{K}.html").read_text()
+    assert "Per search step" in page and "No figures per step" not in page
+    traces = [t for found in re.findall(r'<script type="application/json" id="fig-\d+-json">(.*?)</script>', page)
+              for t in json.loads(found)["data"]]
+    recall = {t["name"]: t["y"] for t in traces if t["meta"]["kind"] == "steps" and "recall" in t["text"][0]}
+    assert recall == {name: [r["recall"] for r in rows if r["name"] == name] for name in {r["name"] for r in rows}}
+    deletes = [t for t in traces if t["meta"].get("operation") == "delete"]
+    assert {t["meta"]["algorithm"] for t in deletes} == set(algorithms) and all(t["y"][0] is None for t in deletes)
 
 
 def test_run_py_leaves_out_a_wrapper_without_supports_insert(xs_angular, tmp_path):

@@ -15,7 +15,18 @@ from ann_bench.report.tables import qps_at_recall
 from ann_bench.report.website import cli
 from ann_bench.report.website.model import collect
 
-from .site_results import DATASET, FAILED, FAILED_ERROR, LOG_LINE, ONLY_FAILURES, SWEEPS, K, make_tree
+from .site_results import (
+    DATASET,
+    FAILED,
+    FAILED_ERROR,
+    LOG_LINE,
+    ONLY_FAILURES,
+    SWEEPS,
+    K,
+    make_tree,
+    write_failure,
+    write_run,
+)
 
 
 class Page(HTMLParser):
@@ -194,3 +205,26 @@ def test_collect_keeps_every_file(site, data_dir):
     files = sum(1 for _ in results.joinpath(DATASET).rglob("*.hdf5"))
     assert len(group.rows) + len(group.failures) + len(group.unreadable) == files == group.n_files
     assert np.isnan(next(r for r in group.rows if r["algorithm"] == "ab-annoy")["p99"])
+
+
+def test_concurrent_clients_failures_and_damaged_files_are_listed(tmp_path, data_dir, xs_euclidean):
+    results = tmp_path / "results"
+    write_run(results, DATASET, load_dataset(xs_euclidean).distances, "hnswlib", {"M": 8}, {"ef": 10}, 0.6, 9000)
+    failed = write_failure(results, DATASET, "hnswlib", {"M": 8}, {"ef": 10}, "clients crashed: BrokenPipeError",
+                           [LOG_LINE], clients=4)
+    (failed.parent / "damaged.hdf5").write_bytes(b"this is not HDF5")
+    write_failure(results, ONLY_FAILURES, "annoy", {"n_trees": 10}, [100], "timed out after 600 s", clients=2)
+    assert cli.main(["--results", str(results), "--data-dir", str(data_dir), "--output", str(tmp_path / "site"),
+                     "--no-progress"]) == 0
+    words = page(tmp_path / "site", f"datasets/{DATASET}-k{K}.html").words
+    assert "hnswlib 4 concurrent clients M=8 ef=10 clients crashed: BrokenPipeError" in words and LOG_LINE in words
+    assert "hnswlib 4 concurrent clients damaged.hdf5 result file cannot be read" in words
+    assert "1 failed, 1 unreadable" in words and "No successful runs in this mode" not in words  # not single queries
+    assert "clients crashed" in page(tmp_path / "site", "algorithms/hnswlib.html").words
+    only = page(tmp_path / "site", f"datasets/{ONLY_FAILURES}-k{K}.html").words
+    assert "annoy 2 concurrent clients n_trees=10 100 timed out after 600 s" in only
+    assert "No successful runs: 1 failed" in page(tmp_path / "site", "index.html").words
+    for group in collect(results, data_dir, progress=False):
+        files = sum(1 for _ in results.joinpath(group.dataset).rglob("*.hdf5"))
+        assert len(group.rows) + len(group.clients_rows) + len(group.failures) + len(group.unreadable) == files
+        assert group.n_files == files

@@ -74,11 +74,16 @@ def step_figures(result: RunResult, true_distances: np.ndarray, ops: np.ndarray,
     return figures
 
 
+def result_steps(result: RunResult, true_distances: np.ndarray, ops: np.ndarray, count: int) -> dict:
+    """One ok result of a streaming set: its name, algorithm, arguments and step figures."""
+    return {"name": result.attrs["name"], "algorithm": result.attrs["algo"], "build_args": result.build_args,
+            "query_args": result.query_args, "steps": step_figures(result, true_distances, ops, count)}
+
+
 def stream_results(results_dir: Path | str, dataset: str, count: int, true_distances: np.ndarray,
                    ops: np.ndarray) -> list[dict]:
-    """Every ok result of the streaming set: its name, algorithm, arguments and step figures."""
-    return [{"name": result.attrs["name"], "algorithm": result.attrs["algo"], "build_args": result.build_args,
-             "query_args": result.query_args, "steps": step_figures(result, true_distances, ops, count)}
+    """Every ok result of the streaming set, as result_steps gives it."""
+    return [result_steps(result, true_distances, ops, count)
             for result in load_results(results_dir, dataset, count, batch=False)]
 
 

@@ -200,3 +200,61 @@ def build_figure(rows: list[dict], texts: dict[str, str], height: int = 440) -> 
               "legend": {"title": {"text": "build arguments"}}}
     note = f"{left_out} of {len(rows)} runs are not drawn: no recall or QPS value." if left_out else ""
     return {"data": traces, "layout": layout, "config": CONFIG}, note
+
+
+# A streaming set's charts over its search steps (report/streaming.py's figures): (figure key,
+# axis title, log axis, chart title).
+STEP_CHARTS = (
+    ("recall", "k-nn recall of the live rows", False, "Recall at each search step"),
+    ("qps", "Queries per second (1/s)", True, "Queries per second at each search step"),
+)
+STEP_UPDATES = (("insert_rate", "inserted", "insert", "solid"), ("delete_rate", "deleted", "delete", "dash"))
+
+
+def _step_layout(y_title: str, y_log: bool, steps: list[int], legend: str) -> dict:
+    return {"xaxis": {"title": {"text": "search step"}, "tickvals": steps, "automargin": True},
+            "yaxis": {"title": {"text": y_title}, "type": "log" if y_log else "linear", "automargin": True},
+            "height": 420, "margin": {"l": 70, "r": 20, "t": 30, "b": 60}, "hovermode": "closest",
+            "legend": {"title": {"text": legend}}}
+
+
+def _step_trace(name: str, algorithm: str, steps: list[dict], key: str, texts: list[str], dash: str,
+                meta: dict) -> dict:
+    """One line over the search steps, in the algorithm's colour and marker."""
+    style = algorithm_style(algorithm)
+    return {"type": "scatter", "mode": "lines+markers", "name": name, "legendgroup": algorithm,
+            "meta": {"algorithm": algorithm, **meta}, "x": [s["step"] for s in steps], "y": [s[key] for s in steps],
+            "text": texts, "hovertemplate": "%{text}<extra></extra>",
+            "line": {"color": style.colour, "dash": dash, "width": 1.5},
+            "marker": {"color": style.colour, "symbol": style.plotly_marker, "size": 6}}
+
+
+def step_charts(entries: list[dict]) -> list[tuple[dict, str]]:
+    """Recall and QPS per search step, one line per run, and the update throughput before each
+    step, one line per build and operation (rows/s; a gap where a step had none), with titles."""
+    steps = sorted({s["step"] for entry in entries for s in entry["steps"]})
+    charts = []
+    for key, y_title, y_log, title in STEP_CHARTS:
+        traces = [_step_trace(entry["name"], entry["algorithm"], entry["steps"], key,
+                              [f"<b>{html.escape(entry['name'])}</b><br>step {s['step']}: {key} {number(s[key])}"
+                               for s in entry["steps"]],
+                              algorithm_style(entry["algorithm"]).plotly_dash, {"kind": "steps"})
+                  for entry in sorted(entries, key=lambda e: (e["algorithm"], e["name"]))]
+        charts.append(({"data": traces, "layout": _step_layout(y_title, y_log, steps, "run (click to hide)"),
+                        "config": CONFIG}, title))
+    builds: dict[tuple[str, str], dict] = {}
+    for entry in entries:  # the updates of one build are the same for each of its query arguments
+        builds.setdefault((entry["algorithm"], args_text(entry["build_args"])), entry)
+    traces = []
+    for (algorithm, build), entry in sorted(builds.items()):
+        for key, rows, operation, dash in STEP_UPDATES:
+            if not any(s[rows] for s in entry["steps"]):
+                continue  # a runbook without deletes (say) gets no empty line in the legend
+            label = f"{algorithm} {build}: {operation}".replace(" :", ":")
+            texts = [f"<b>{html.escape(label)}</b><br>step {s['step']}: {s[rows]:,} rows, {number(s[key])} rows/s"
+                     for s in entry["steps"]]
+            traces.append(_step_trace(label, algorithm, entry["steps"], key, texts, dash,
+                                      {"kind": "updates", "operation": operation}))
+    charts.append(({"data": traces, "layout": _step_layout("rows per second", True, steps, "build (click to hide)"),
+                    "config": CONFIG}, "Updates before each search step (solid: insert, dashed: delete)"))
+    return charts

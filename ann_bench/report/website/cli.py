@@ -44,9 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pages = write_site(groups, args.output, args.results, args.definitions)
     except UserError as e:
         return report(e)
-    runs = sum(len(g.rows) + len(g.clients_rows) + len(g.failures) + len(g.skipped) + len(g.unreadable)
-               for g in groups)
-    print(f"wrote {args.output}/index.html: {len(pages)} pages, {len(groups)} dataset/k pairs, {runs} result files "
+    files = sum(g.n_files for g in groups)
+    print(f"wrote {args.output}/index.html: {len(pages)} pages, {len(groups)} dataset/k pairs, {files} result files "
           f"in {time.perf_counter() - start:.1f} s; open it in a browser (file://{args.output.resolve()}/index.html)")
     return 0
 

@@ -16,9 +16,10 @@ from datetime import datetime, timezone
 from functools import cached_property, partial
 from pathlib import Path
 
+from ...datasets.hdf5 import load_dataset
 from ...errors import UserError
-from ...results.files import canonical_json, iter_result_paths
-from .. import repeats
+from ...results.files import algorithm_of, canonical_json, clients_of, iter_result_paths, read_result
+from .. import repeats, streaming
 from ..cache import dataset_distances, results_table
 from ..common import mode_label, result_groups
 from ..tables import unsettled
@@ -54,6 +55,25 @@ def environment_of(row: dict) -> dict[str, str]:
     return shown
 
 
+def clients_of_run(row: dict) -> int | None:
+    """N of a concurrent clients' run (its file under <algorithm>-c<N>/), None for the others;
+    from its path, which an unreadable file has too."""
+    return clients_of(Path(row["path"]).parent.name)
+
+
+def run_mode(row: dict) -> str:
+    """How a run queried, as its page says: "single queries", "batch" or "4 concurrent clients"."""
+    clients = clients_of_run(row)
+    if clients is not None:
+        return f"{clients} concurrent clients"
+    return mode_label(row.get("batch_mode", Path(row["path"]).parent.name.endswith("-batch")))
+
+
+def run_algorithm(row: dict) -> str:
+    """The algorithm of a run, from its directory where the file cannot be read."""
+    return row.get("algorithm") or algorithm_of(Path(row["path"]).parent.name)
+
+
 def args_text(args: object) -> str:
     """build_args / query_args as people write them: "M=16, ef=40", "100, 0.5"; "" for none."""
     if isinstance(args, dict):
@@ -65,7 +85,8 @@ def args_text(args: object) -> str:
 
 @dataclass
 class Group:
-    """Every result of one dataset and k, both modes."""
+    """Every result of one dataset and k, both modes and the concurrent clients' runs; failures,
+    skipped sets and unreadable files of every kind, clients' too, in their one list each."""
 
     dataset: str
     count: int
@@ -76,14 +97,16 @@ class Group:
     error: str = ""  # why no metric could be computed (the dataset file is missing, say)
     n_files: int = 0
     clients_rows: list[dict] = field(default_factory=list)  # concurrent clients' results (-c<N>)
+    steps: list[dict] = field(default_factory=list)  # a streaming set's ok runs per search step
+    steps_missing: list[str] = field(default_factory=list)  # runs whose steps cannot be had, and why
 
     @property
     def skipped_lines(self) -> list[dict]:
         """One line per build whose costlier sets were skipped: the sets, and why."""
         lines: dict[tuple, dict] = {}
-        for r in sorted(self.skipped, key=lambda r: (r["algorithm"], r["batch_mode"], r["path"])):
-            key = (r["algorithm"], r["batch_mode"], canonical_json(r.get("build_args")), r["reason"])
-            line = lines.setdefault(key, {"algorithm": r["algorithm"], "mode": mode_label(r["batch_mode"]),
+        for r in sorted(self.skipped, key=lambda r: (r["algorithm"], run_mode(r), r["path"])):
+            key = (r["algorithm"], run_mode(r), canonical_json(r.get("build_args")), r["reason"])
+            line = lines.setdefault(key, {"algorithm": r["algorithm"], "mode": run_mode(r),
                                           "build": args_text(r.get("build_args")), "queries": [],
                                           "reason": r["reason"]})
             line["queries"].append(args_text(r.get("query_args")))
@@ -103,13 +126,15 @@ class Group:
 
     @property
     def modes(self) -> list[bool]:
-        return sorted({r["batch_mode"] for r in self.rows} | {r["batch_mode"] for r in self.failures})
+        """Single queries and/or batch: the modes with an ok or failed run (clients' are apart)."""
+        return sorted({r["batch_mode"] for r in self.rows} | {r["batch_mode"] for r in self.failures_of(None)})
 
     def rows_of(self, batch: bool) -> list[dict]:
         return [r for r in self.rows if r["batch_mode"] == batch]
 
-    def failures_of(self, batch: bool) -> list[dict]:
-        return [r for r in self.failures if r["batch_mode"] == batch]
+    def failures_of(self, batch: bool | None) -> list[dict]:
+        """The failures of one mode (None: of either), concurrent clients' runs not among them."""
+        return [r for r in self.failures if clients_of_run(r) is None and batch in (None, r["batch_mode"])]
 
     @property
     def algorithms(self) -> list[str]:
@@ -163,10 +188,29 @@ class Group:
         """One line per distinct (algorithm, mode, environment), with how many runs share it."""
         counts: Counter = Counter()
         for r, env in zip(self.rows + self.failures, self.shown_environments):
-            counts[(r["algorithm"], r["batch_mode"], tuple(env[key] for key, _ in ENVIRONMENT_KEYS))] += 1
-        return [{"algorithm": algorithm, "mode": mode_label(batch), "runs": n,
+            counts[(r["algorithm"], run_mode(r), tuple(env[key] for key, _ in ENVIRONMENT_KEYS))] += 1
+        return [{"algorithm": algorithm, "mode": mode, "runs": n,
                  **dict(zip((key for key, _ in ENVIRONMENT_KEYS), values))}
-                for (algorithm, batch, values), n in sorted(counts.items())]
+                for (algorithm, mode, values), n in sorted(counts.items())]
+
+
+# What reading a result's arrays again for its steps can raise; that run is then named, not dropped.
+_STEP_ERRORS = (OSError, KeyError, ValueError, IndexError, AssertionError)
+
+
+def stream_steps(group: Group, data_dir: Path | str) -> None:
+    """For a streaming set (run.py --runbook), each ok run's figures per search step
+    (report/streaming.py, as plot.py and the export have them); nothing for another set."""
+    found = streaming.runbook_steps(group.dataset, data_dir)
+    if found is None or not group.rows:
+        return
+    path, ops = found
+    truth = load_dataset(path).distances
+    for row in group.rows:
+        try:
+            group.steps.append(streaming.result_steps(read_result(row["path"]), truth, ops, group.count))
+        except _STEP_ERRORS as e:
+            group.steps_missing.append(f"{row['name']}: {' '.join(str(e).split()) or type(e).__name__}")
 
 
 def date_text(mtime_ns: int) -> str:
@@ -184,15 +228,19 @@ def collect(results_dir: Path | str, data_dir: Path | str, datasets: list[str] |
         try:
             table = results_table(results_dir, dataset, count, batch=None, data_dir=data_dir, progress=progress)
             rows = repeats.with_spread(table.rows, partial(dataset_distances, dataset, data_dir), count)
+            clients = results_table(results_dir, dataset, count, data_dir=data_dir, progress=progress, clients=True)
         except UserError as e:
             group.error = " ".join(str(e).split())
-            group.n_files = sum(1 for _ in iter_result_paths(results_dir, dataset, count))
+            group.n_files = sum(1 for kind in (False, True) for _ in iter_result_paths(results_dir, dataset, count,
+                                                                                      clients=kind))
             log.warning("%s (k=%d): no metrics: %s", dataset, count, group.error)
         else:
-            group.rows, group.failures, group.unreadable = rows, table.failures, table.unreadable
-            group.skipped = table.skipped
-            group.n_files = len(table.rows) + len(table.failures) + len(table.skipped) + len(table.unreadable)
-            group.clients_rows = results_table(results_dir, dataset, count, data_dir=data_dir, progress=progress,
-                                               clients=True).rows
+            group.rows, group.clients_rows = rows, clients.rows
+            group.failures = table.failures + clients.failures
+            group.skipped = table.skipped + clients.skipped
+            group.unreadable = table.unreadable + clients.unreadable
+            group.n_files = sum(len(t.rows) + len(t.failures) + len(t.skipped) + len(t.unreadable)
+                                for t in (table, clients))
+            stream_steps(group, data_dir)
         groups.append(group)
     return groups

@@ -30,7 +30,7 @@ from ..repeats import SPREAD_METRICS, TITLES
 from ..tables import RECALL_TARGETS, pass_spread, qps_at_recall, unsettled
 from . import charts
 from .logs import log_tail, worker_log
-from .model import ENVIRONMENT_KEYS, Group, args_text, date_text, slug
+from .model import ENVIRONMENT_KEYS, Group, args_text, date_text, run_algorithm, run_mode, slug
 
 HERE = Path(__file__).parent
 MARKER = ".ann-bench-site"  # marks a folder as a site this command made, so stale pages may go
@@ -102,20 +102,19 @@ def failure_table(failures: list[dict], unreadable: list[dict]) -> list[dict]:
     for and its worker log's last lines; then one per result file that cannot be read."""
     grouped: dict[tuple, list[dict]] = defaultdict(list)
     for f in failures:
-        grouped[(f["algorithm"], f["batch_mode"], canonical_json(f.get("build_args")), f["error"])].append(f)
+        grouped[(f["algorithm"], run_mode(f), canonical_json(f.get("build_args")), f["error"])].append(f)
     lines = []
-    for (algorithm, batch, _, error), runs in sorted(grouped.items(), key=lambda item: item[0][:3]):
+    for (algorithm, mode, _, error), runs in sorted(grouped.items(), key=lambda item: item[0][:3]):
         first = runs[0]
         log_path = worker_log(first["path"], first.get("build_args"))
-        lines.append({"algorithm": algorithm, "mode": mode_label(batch),
+        lines.append({"algorithm": algorithm, "mode": mode,
                       "build": args_text(first.get("build_args")) or first.get("name") or "",
                       "queries": [args_text(r.get("query_args")) or "(none)" for r in runs],
                       "error": error or "(no reason recorded)", "when": date_text(max(r["mtime_ns"] for r in runs)),
                       "log": str(log_path), "tail": log_tail(log_path)})
     for u in unreadable:
         path = Path(u["path"])
-        lines.append({"algorithm": path.parent.name.removesuffix("-batch"),
-                      "mode": mode_label(path.parent.name.endswith("-batch")), "build": path.name, "queries": [],
+        lines.append({"algorithm": run_algorithm(u), "mode": run_mode(u), "build": path.name, "queries": [],
                       "error": f"result file cannot be read: {u['error']}", "when": "", "log": "", "tail": []})
     return lines
 
@@ -177,10 +176,11 @@ class Site:
                           "qps": qps_table(rows), "failed": len(group.failures_of(batch))})
         points = clients_points(group.clients_rows)
         concurrent = [figures.add(fig, title) for fig, title in plotly_figures(points, DEFAULT_RECALL)]
+        steps = [figures.add(fig, title) for fig, title in charts.step_charts(group.steps)] if group.steps else []
         if group.rows:
             self._write(group.csv, render(table_rows(group.rows, group.dataset, group.count, group.skipped), ".csv"))
         self._page(group.page, "dataset.html", title=group.title, group=group, modes=modes,
-                   concurrent=concurrent, scaling=scaling(points), recall=DEFAULT_RECALL,
+                   concurrent=concurrent, steps=steps, scaling=scaling(points), recall=DEFAULT_RECALL,
                    targets=RECALL_TARGETS, failures=failure_table(group.failures, group.unreadable),
                    environment=group.environments(), env_columns=ENVIRONMENT_KEYS,
                    spread_columns=[(m, TITLES[m]) for m in SPREAD_METRICS],
@@ -196,14 +196,14 @@ class Site:
                 failed = [f for f in group.failures_of(batch) if f["algorithm"] == name]
                 if not rows and not failed:
                     continue
-                failures += failed
                 chart = figures.add(*_titled(charts.build_figure(rows, _texts(rows)), "")) if rows else None
                 versions = sorted({(r.get("library_version") or "unknown") for r in rows + failed})
                 sections.append({"group": group, "mode": mode_label(batch), "chart": chart, "runs": len(rows),
                                  "failed": len(failed), "versions": versions,
                                  "builds": len({canonical_json(r.get("build_args")) for r in rows}),
                                  "qps": qps_table(rows), "page": group.page})
-            unreadable += [u for u in group.unreadable if Path(u["path"]).parent.name.removesuffix("-batch") == name]
+            failures += [f for f in group.failures if f["algorithm"] == name]  # concurrent clients' too
+            unreadable += [u for u in group.unreadable if run_algorithm(u) == name]
         entry = self.entries.get(name)
         grid = yaml.safe_dump({"run_groups": entry.run_groups, "quick": entry.quick}, sort_keys=False,
                               default_flow_style=None) if entry else ""
@@ -240,7 +240,7 @@ def write_site(groups: list[Group], output: Path, results_dir: Path, definitions
         raise UserError(f"{output} is a file; name a folder for the site with --output")
     by_algorithm: dict[str, list[Group]] = defaultdict(list)
     for group in groups:
-        unreadable = {Path(u["path"]).parent.name.removesuffix("-batch") for u in group.unreadable}
+        unreadable = {run_algorithm(u) for u in group.unreadable}
         for name in sorted(set(group.algorithms) | unreadable):
             by_algorithm[name].append(group)
     site = Site(output, results_dir, definitions)
