@@ -548,3 +548,25 @@ def test_the_compile_template_builds_the_library_from_source_with_its_apt_packag
     assert "install -y --no-install-recommends g++ python3-dev libopenblas-dev \\" in text
     assert "--no-binary my-lib -r /tmp/requirements.txt" in text
     assert 'python -c "import numpy as np; import mylib.core"' in text
+
+
+PROGRESS = """\
+import argparse, sys
+from pathlib import Path
+from ann_bench import log
+from ann_bench.run.executors.docker import images
+parser = argparse.ArgumentParser()
+log.add_arguments(parser)
+log.setup_from(parser.parse_args(sys.argv[2:]))
+images.build_images(["no_such_library"], base=False, log_dir=Path(sys.argv[1]), recipes={})
+"""
+
+
+@pytest.mark.parametrize("flags, says", [((), True), (("-q",), False)])
+def test_build_progress_is_logged_on_stderr_and_quiet_silences_it(tmp_path, flags, says):
+    """install.py's progress goes through the one logging set-up (stderr, silenced by -q), so
+    that stdout holds its table alone. No engine is needed: a missing folder fails first."""
+    run = subprocess.run([sys.executable, "-c", PROGRESS, str(tmp_path), *flags], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout == "", run.stdout + run.stderr
+    assert ("ann-bench-no_such_library: failed" in run.stderr) == says, run.stderr
