@@ -198,8 +198,9 @@ def test_build_builds_only_the_missing_image_on_the_existing_base(built, engine,
                      "--data-dir", str(data_dir), "--results", str(tmp_path / "results"), "--no-progress", "--build")
         assert run.returncode == 0, run.stdout + run.stderr
         assert images.image_exists(engine, tag)
-        assert re.search(rf"{tag}: built", run.stdout), run.stdout
-        assert images.image_tag(images.BASE) not in run.stdout and images.OS_IMAGE not in run.stdout, run.stdout
+        said = run.stdout + run.stderr  # the build's progress is logged, on stderr
+        assert re.search(rf"{tag}: built", run.stderr), said
+        assert images.image_tag(images.BASE) not in said and images.OS_IMAGE not in said, said
         assert engine.images.get(images.image_tag(images.BASE)).id == base_id
         [path] = iter_result_paths(tmp_path / "results")
         assert read_result(path, arrays=False).ok
