@@ -10,15 +10,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import h5py
-
 from . import datasets
 from . import log as logsetup
 from .datasets import runbook
 from .datasets.filtered import is_filtered
-from .datasets.hdf5 import STREAM_OPS
-from .datasets.streaming import has_deletes, is_stream, stream_set
-from .errors import DatasetError, UserError, report
+from .datasets.hdf5 import file_header
+from .datasets.streaming import deletes_in, is_stream, stream_set
+from .errors import UserError, report
 from .report.common import positive_int
 from .run import environment
 from .run.definitions import DEFAULT_FILE, MAX_RUNS, Definition, capable_only, get_definitions, load_algorithms
@@ -154,16 +152,9 @@ def list_algorithms(definitions_file: Path) -> None:
 
 def dataset_attributes(path: Path) -> tuple[str, str, int]:
     """distance, point_type and dimension, read without loading the vectors."""
-    try:
-        with h5py.File(path, "r") as f:
-            distance = f.attrs["distance"]
-            point_type = f.attrs.get("point_type", "float")
-            dimension = int(f.attrs.get("dimension", f["train"].shape[-1]))
-    except (OSError, KeyError) as e:
-        raise DatasetError(f"{path} is unreadable or incomplete ({e}); delete it and run the command again "
-                           f"to fetch it anew") from e
-    decode = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
-    return decode(distance), decode(point_type), dimension
+    header = file_header(path)
+    assert header.dimension is not None  # file_header gives sets without the attribute theirs
+    return header.distance, header.point_type, header.dimension
 
 
 def dataset_to_plan(args: argparse.Namespace) -> tuple[str, Path, tuple[str, str, int]]:
@@ -224,9 +215,7 @@ def run(args: argparse.Namespace) -> int:
     if is_filtered(path):
         definitions = capable_only(definitions, entries, name, ("supports_filter",), "filtered", "Filtered search")
     if is_stream(path):
-        with h5py.File(path, "r") as f:
-            deletes = has_deletes(f[STREAM_OPS][:])
-        needs = ("supports_insert", "supports_delete") if deletes else ("supports_insert",)
+        needs = ("supports_insert", "supports_delete") if deletes_in(path) else ("supports_insert",)
         definitions = capable_only(definitions, entries, name, needs, "streaming", "Streaming updates")
     if is_stream(path) and (args.batch or args.clients):
         raise UserError(f"{name} is a streaming set, run one query at a time; leave out --batch and --clients")

@@ -19,6 +19,7 @@ from ann_bench.datasets import (
 )
 from ann_bench.datasets.__main__ import main as datasets_main
 from ann_bench.datasets.groundtruth import exact_knn
+from ann_bench.datasets.hdf5 import file_header
 from ann_bench.errors import DatasetError, UnknownNameError
 from ann_bench.paths import REPO
 
@@ -276,6 +277,25 @@ def test_sparse_file_written_like_ann_benchmarks_loads(tmp_path):
         f.create_dataset("distances", data=np.zeros((2, 3), dtype=float))
     data = load_dataset(path)
     assert [s.tolist() for s in data.train] == train and data.dimension == 10
+
+
+def test_the_header_says_what_loading_the_file_would(tmp_path):
+    """run.py plans from file_header without loading the points: sets that record neither
+    dimension nor point type are bit sets over their item universe, as load_dataset has them."""
+    train, test = [[1, 5, 9], [2], [0, 3, 4, 8]], [[5, 11], [3, 4]]
+    path = tmp_path / "bare-jaccard.hdf5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"type": "sparse", "distance": "jaccard"})
+        for key, points in (("train", train), ("test", test)):
+            f.create_dataset(key, data=np.concatenate(points))
+            f.create_dataset(f"size_{key}", data=[len(s) for s in points])
+        f.create_dataset("neighbors", data=np.zeros((2, 3), dtype=int))
+        f.create_dataset("distances", data=np.zeros((2, 3), dtype=float))
+    for path in (path, small_file(tmp_path)):
+        header, data = file_header(path), load_dataset(path)
+        assert (header.distance, header.point_type, header.dimension) == (data.distance, data.point_type,
+                                                                          data.dimension)
+    assert header.dimension == 20 and file_header(tmp_path / "bare-jaccard.hdf5").dimension == 12
 
 
 # --- damaged files ----------------------------------------------------------------------

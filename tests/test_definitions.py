@@ -5,8 +5,10 @@ few wrapper classes) and load their files with `libraries=` that folder.
 """
 
 import textwrap
+from typing import Iterator
 
 import pytest
+import yaml
 
 from ann_bench.errors import ConfigError, UnknownNameError
 from ann_bench.run import definitions
@@ -335,6 +337,30 @@ def test_the_shipped_file_is_far_inside_the_bounds():
     assert loader.alias_values < definitions.ALIAS_BUDGET / 10
     entries = load_algorithms()
     assert sum(definitions.run_count(e) for e in entries.values()) < definitions.MAX_RUNS / 10
+
+
+def _nodes(node: yaml.Node) -> Iterator[yaml.Node]:
+    """The node and every node under it; an alias is the very node it names."""
+    yield node
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield from _nodes(key)
+            yield from _nodes(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _nodes(item)
+
+
+def test_each_shipped_entry_reads_on_its_own():
+    """An alias in algorithms.yaml may share a list between the groups of one entry, never
+    reach into another entry (the loader allows that in a user's own file)."""
+    root = yaml.compose(DEFAULT_FILE.read_text(), Loader=yaml.SafeLoader)
+    [algorithms] = [value for key, value in root.value if key.value == "algorithms"]
+    owner: dict[int, str] = {}
+    for key, entry in algorithms.value:
+        for node in _nodes(entry):
+            first = owner.setdefault(id(node), key.value)
+            assert first == key.value, f"{key.value} aliases a value of {first} (line {node.start_mark.line + 1})"
 
 
 @pytest.mark.parametrize("grid", [None, [], {}, [[1, 2], [3]], [[1, 2, 3], ["a", "b"], [None]],

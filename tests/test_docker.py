@@ -198,8 +198,9 @@ def test_build_builds_only_the_missing_image_on_the_existing_base(built, engine,
                      "--data-dir", str(data_dir), "--results", str(tmp_path / "results"), "--no-progress", "--build")
         assert run.returncode == 0, run.stdout + run.stderr
         assert images.image_exists(engine, tag)
-        assert re.search(rf"{tag}: built", run.stdout), run.stdout
-        assert images.image_tag(images.BASE) not in run.stdout and images.OS_IMAGE not in run.stdout, run.stdout
+        said = run.stdout + run.stderr  # the build's progress is logged, on stderr
+        assert re.search(rf"{tag}: built", run.stderr), said
+        assert images.image_tag(images.BASE) not in said and images.OS_IMAGE not in said, said
         assert engine.images.get(images.image_tag(images.BASE)).id == base_id
         [path] = iter_result_paths(tmp_path / "results")
         assert read_result(path, arrays=False).ok
@@ -548,3 +549,25 @@ def test_the_compile_template_builds_the_library_from_source_with_its_apt_packag
     assert "install -y --no-install-recommends g++ python3-dev libopenblas-dev \\" in text
     assert "--no-binary my-lib -r /tmp/requirements.txt" in text
     assert 'python -c "import numpy as np; import mylib.core"' in text
+
+
+PROGRESS = """\
+import argparse, sys
+from pathlib import Path
+from ann_bench import log
+from ann_bench.run.executors.docker import images
+parser = argparse.ArgumentParser()
+log.add_arguments(parser)
+log.setup_from(parser.parse_args(sys.argv[2:]))
+images.build_images(["no_such_library"], base=False, log_dir=Path(sys.argv[1]), recipes={})
+"""
+
+
+@pytest.mark.parametrize("flags, says", [((), True), (("-q",), False)])
+def test_build_progress_is_logged_on_stderr_and_quiet_silences_it(tmp_path, flags, says):
+    """install.py's progress goes through the one logging set-up (stderr, silenced by -q), so
+    that stdout holds its table alone. No engine is needed: a missing folder fails first."""
+    run = subprocess.run([sys.executable, "-c", PROGRESS, str(tmp_path), *flags], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout == "", run.stdout + run.stderr
+    assert ("ann-bench-no_such_library: failed" in run.stderr) == says, run.stderr

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -169,6 +169,22 @@ def read_header(f: h5py.File) -> Header:
         raise Malformed(f"distances has shape {distances.shape}, neighbors {neighbors.shape}")
     point_type = text(attrs.get("point_type", "bit" if kind == "sparse" else "float"))
     return Header(distance, kind, point_type, dimension, n_train, n_test, neighbors.shape[1])
+
+
+def file_header(path: Path | str) -> Header:
+    """The header of the file at `path`, read without loading its points; sets that record no
+    dimension get their item universe, as load_dataset gives them. A damaged file raises
+    DatasetError."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            header = read_header(f)
+            if header.dimension is None:
+                universe = (int(f[key][:].max()) + 1 for key in ("train", "test") if f[key].shape[0])
+                header = replace(header, dimension=max(universe, default=0))
+            return header
+    except (OSError, ValueError, KeyError, Malformed) as error:
+        raise damaged(path, str(error) or type(error).__name__) from None
 
 
 def _check_dense(f: h5py.File, attrs: Mapping[str, Any]) -> tuple[int, int, int]:

@@ -48,6 +48,12 @@ def has_deletes(ops: np.ndarray) -> bool:
     return bool((ops[:, 0] == DELETE).any())
 
 
+def deletes_in(path: Path) -> bool:
+    """Whether the streaming set at `path` deletes points (or only inserts them)."""
+    with h5py.File(path, "r") as f:
+        return has_deletes(f[STREAM_OPS][:])
+
+
 def stream_name(base: str, runbook: str) -> str:
     return f"{base}-stream-{runbook}"
 

@@ -30,7 +30,7 @@ _digests: dict[tuple, str] = {}
 _lock = threading.Lock()
 
 
-def _sha256(path: Path) -> str:
+def cached_sha256(path: Path) -> str:
     """The file's sha256, computed once per version of the file in this process."""
     st = path.stat()
     key = (str(path), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
@@ -43,7 +43,7 @@ def _sha256(path: Path) -> str:
 def worker_input(dataset_path: Path | str) -> Path:
     """The train-and-test-only copy of the dataset, written first if it is not there yet."""
     dataset_path = Path(dataset_path).resolve()
-    digest = _sha256(dataset_path)
+    digest = cached_sha256(dataset_path)
     target = dataset_path.parent / CACHE_DIR / f"{dataset_path.stem}-{digest[:16]}.hdf5"
     with _lock:  # parallel tasks of one sweep: one writer
         if not target.is_file():

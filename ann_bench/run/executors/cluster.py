@@ -26,8 +26,7 @@ from pathlib import Path
 
 from ...errors import UserError
 from ..definitions import Definition
-from ..inputs import _sha256 as cached_sha256
-from ..inputs import worker_input
+from ..inputs import cached_sha256, worker_input
 from ..jobs import Job
 from ..messages import MESSAGES, one_line
 from . import cluster_worker

@@ -27,8 +27,7 @@ from ...datasets.sources import sha256_file
 from ...paths import REPO
 from ...results.acceptance import Reference, Rejected, read_bytes, size_bound
 from .. import environment
-from ..inputs import CACHE_DIR, worker_input
-from ..inputs import _sha256 as cached_sha256  # once per version of a file in this worker
+from ..inputs import CACHE_DIR, cached_sha256, worker_input
 from ..jobs import Job
 from ..messages import MAX_BYTES, MESSAGES
 from .base import Executor, private_directory

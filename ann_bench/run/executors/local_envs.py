@@ -18,6 +18,7 @@ stamp, so running this again is a no-op until a pin changes.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import subprocess
@@ -26,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from ... import log as logsetup
 from ...algorithms.folders import LibraryFolder, library_names
 from ...errors import UserError, report
 from ...paths import ALGORITHMS_DIR, DEFAULT_DEFINITIONS, REPO, VENVS_DIR
@@ -35,6 +37,8 @@ SHARED = REPO / ".venv"
 HARNESS_REQUIREMENTS = REPO / "requirements.txt"
 TEST_REQUIREMENTS = REPO / "requirements-test.txt"
 _PIN = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==")
+
+log = logging.getLogger(__name__)
 
 
 def own_environment_libraries(entries: Iterable[AlgorithmEntry] | None = None) -> list[str]:
@@ -103,7 +107,7 @@ def ensure_shared(harness_only: bool = False, entries: Iterable[AlgorithmEntry] 
     installed = False
     # Any of the project's requirements files: requirements-test.txt includes others with -r.
     if _stale(stamp, requirements + sorted(REPO.glob("requirements*.txt"))):
-        print(f"installing into {venv.name}: " + ", ".join(str(p.relative_to(REPO)) for p in requirements))
+        log.info("installing into %s: %s", venv.name, ", ".join(str(p.relative_to(REPO)) for p in requirements))
         _pip_install(python, requirements)
         stamp.touch()
         installed = True
@@ -132,7 +136,8 @@ def ensure_own(library: str, venvs: Path = VENVS_DIR) -> bool:
         return False
     text = own_requirements(folder)
     python = _make_venv(venv)
-    print(f"installing into .venvs/{library}: requirements.txt with {folder.requirements.relative_to(REPO)} winning")
+    log.info("installing into .venvs/%s: requirements.txt with %s winning", library,
+             folder.requirements.relative_to(REPO))
     with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix=f"{library}-", delete=False) as merged:
         merged.write(text)
     try:
@@ -153,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--harness", action="store_true",
                        help="only .venv with the harness's requirements.txt (enough to run in Docker)")
     which.add_argument("--library", metavar="NAME", help="only .venvs/NAME, a library's own environment")
+    logsetup.add_arguments(parser)
     args = parser.parse_args(argv)
+    logsetup.setup_from(args)
     try:
         if args.library:
             ensure_own(args.library)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
 import subprocess
 import tarfile
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .... import log as logsetup
 from ....algorithms.declared import library_imports
 from ....algorithms.folders import LibraryFolder
 from ....errors import UserError, report
@@ -42,6 +44,8 @@ BASE = "base"  # the image built from install/Dockerfile
 BUILD_TIMEOUT = 3600  # seconds the SDK waits on a silent build step (a long compile)
 CA_CANDIDATES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+log = logging.getLogger(__name__)
 
 
 class DockerUnavailable(UserError):
@@ -188,9 +192,9 @@ def build_os_image(log_dir: Path = LOG_DIR, force: bool = False) -> BuildResult:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "os.log"
     start = time.perf_counter()
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log_file:
         command = ["bash", str(INSTALL_DIR / "base-os.sh")] + (["--force"] if force else [])
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        code = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
     seconds = time.perf_counter() - start
     if code != 0:
         return BuildResult(OS_IMAGE, "failed", seconds, log_path, f"install/base-os.sh exited with code {code}")
@@ -218,8 +222,8 @@ def build_image(name: str, build_args: dict[str, str] | None = None, nocache: bo
             return BuildResult(tag, "failed", 0.0, log_path, error)
         source, dockerfile, requirements = recipe.source, recipe.dockerfile(), recipe.folder.pins()
     error = ""
-    with open(log_path, "w") as log:
-        log.write(f"building {tag} from {source.relative_to(REPO)} with {build_args or {}}\n{dockerfile}\n")
+    with open(log_path, "w") as log_file:
+        log_file.write(f"building {tag} from {source.relative_to(REPO)} with {build_args or {}}\n{dockerfile}\n")
         try:
             client = docker_client(timeout=BUILD_TIMEOUT)
             stream = client.api.build(
@@ -229,16 +233,16 @@ def build_image(name: str, build_args: dict[str, str] | None = None, nocache: bo
             )
             for chunk in stream:
                 if "stream" in chunk:
-                    log.write(chunk["stream"])
+                    log_file.write(chunk["stream"])
                 elif "status" in chunk:
-                    log.write(chunk["status"] + "\n")
+                    log_file.write(chunk["status"] + "\n")
                 if "error" in chunk:
                     error = " ".join(str(chunk["error"]).split())
-                    log.write(f"ERROR: {chunk['error']}\n")
-                log.flush()
+                    log_file.write(f"ERROR: {chunk['error']}\n")
+                log_file.flush()
         except (APIError, DockerException) as e:
             error = " ".join(str(e).split())
-            log.write(f"ERROR: {e}\n")
+            log_file.write(f"ERROR: {e}\n")
     seconds = time.perf_counter() - start
     if error:
         return BuildResult(tag, "failed", seconds, log_path, error[:300])
@@ -251,7 +255,7 @@ def _uses_local_os(build_args: dict[str, str]) -> bool:
 
 def build_images(image_names: Iterable[str], build_args: dict[str, str] | None = None, proc: int = 1,
                  nocache: bool = False, log_dir: Path = LOG_DIR, base: bool = True,
-                 progress: Callable[[str], None] | None = print,
+                 progress: Callable[[str], None] | None = log.info,
                  recipes: dict[str, Recipe] | None = None) -> list[BuildResult]:
     """Build the OS image if it is missing, then the base, then the named libraries' images
     (by `recipes`, by default those of algorithms.yaml).
@@ -358,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="passed to every build, e.g. BASE_IMAGE=debian:bookworm-slim")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     parser.add_argument("--log-dir", default=str(LOG_DIR), help="where build logs go (default: build/logs)")
+    logsetup.add_arguments(parser)
     args = parser.parse_args(argv)
+    logsetup.setup_from(args)
     try:
         build_args = _parse_build_args(args.build_arg)
         entries = load_algorithms(args.definitions)
@@ -370,6 +376,5 @@ def main(argv: list[str] | None = None) -> int:
                                log_dir=Path(args.log_dir), recipes=recipes(entries.values()))
     except UserError as e:
         return report(e)
-    print()
     print(format_table(results))
     return 0 if all(r.ok for r in results) else 1
