@@ -183,10 +183,16 @@ def test_logs_are_complete_capped_and_fresh_per_attempt(mode, tmp_path, data_dir
 
 # -- nothing outlives the sweep --------------------------------------------------------------
 
-def test_a_local_worker_leaves_no_process_behind_even_when_it_succeeds(tmp_path, data_dir, xs_angular):
+@pytest.mark.parametrize("algorithm, tag", [("hostile-forker", "forker-tag"), ("hostile-detacher", "detacher-tag")])
+def test_a_local_worker_leaves_no_process_behind_even_when_it_succeeds(tmp_path, data_dir, xs_angular, algorithm, tag):
+    """Neither a child in the worker's group nor one that left it for a session of its own."""
     results = tmp_path / "results"
-    assert sweep(results, data_dir, "local", "hostile-forker") == 0
-    assert processes_with("forker-tag", str(data_dir)) == []
+    try:
+        assert sweep(results, data_dir, "local", algorithm) == 0
+        assert processes_with(tag, str(data_dir)) == []
+    finally:
+        for pid in processes_with(tag, str(data_dir)):
+            os.kill(pid, signal.SIGKILL)
 
 
 def start_run_py(results: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
