@@ -236,14 +236,18 @@ def test_run_py_killed_leaves_a_container_that_the_next_sweep_removes(built, eng
     proc = start_run_py(results, data_dir, "--algorithm", "hostile-hang")
     try:
         [container] = wait_for(lambda: engine.containers.list(filters=label))
+        # The host's ends of its output and its output pipe.
+        left = [Path(m["Source"]) for m in container.attrs["Mounts"] if m["Destination"] in ("/output", "/output.log")]
         proc.kill()
         proc.wait(30)
         container.reload()
         # It runs on, but not for ever: under a time limit of its own.
         command = container.attrs["Config"]["Cmd"]
         assert container.status == "running" and command[command.index("timeout"):][:3] == ["timeout", "-s", "KILL"]
+        assert len(left) == 2 and all(path.exists() for path in left)
         assert sweep(results, data_dir, "docker", "bruteforce") == 0
         assert engine.containers.list(all=True, filters=label) == []
+        assert [path for path in left if path.exists()] == []
     finally:
         for leftover in engine.containers.list(all=True, filters=label):
             leftover.remove(force=True)
