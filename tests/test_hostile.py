@@ -183,10 +183,16 @@ def test_logs_are_complete_capped_and_fresh_per_attempt(mode, tmp_path, data_dir
 
 # -- nothing outlives the sweep --------------------------------------------------------------
 
-def test_a_local_worker_leaves_no_process_behind_even_when_it_succeeds(tmp_path, data_dir, xs_angular):
+@pytest.mark.parametrize("algorithm, tag", [("hostile-forker", "forker-tag"), ("hostile-detacher", "detacher-tag")])
+def test_a_local_worker_leaves_no_process_behind_even_when_it_succeeds(tmp_path, data_dir, xs_angular, algorithm, tag):
+    """Neither a child in the worker's group nor one that left it for a session of its own."""
     results = tmp_path / "results"
-    assert sweep(results, data_dir, "local", "hostile-forker") == 0
-    assert processes_with("forker-tag", str(data_dir)) == []
+    try:
+        assert sweep(results, data_dir, "local", algorithm) == 0
+        assert processes_with(tag, str(data_dir)) == []
+    finally:
+        for pid in processes_with(tag, str(data_dir)):
+            os.kill(pid, signal.SIGKILL)
 
 
 def start_run_py(results: Path, data_dir: Path, *extra: str) -> subprocess.Popen:
@@ -230,14 +236,18 @@ def test_run_py_killed_leaves_a_container_that_the_next_sweep_removes(built, eng
     proc = start_run_py(results, data_dir, "--algorithm", "hostile-hang")
     try:
         [container] = wait_for(lambda: engine.containers.list(filters=label))
+        # The host's ends of its output and its output pipe.
+        left = [Path(m["Source"]) for m in container.attrs["Mounts"] if m["Destination"] in ("/output", "/output.log")]
         proc.kill()
         proc.wait(30)
         container.reload()
         # It runs on, but not for ever: under a time limit of its own.
         command = container.attrs["Config"]["Cmd"]
         assert container.status == "running" and command[command.index("timeout"):][:3] == ["timeout", "-s", "KILL"]
+        assert len(left) == 2 and all(path.exists() for path in left)
         assert sweep(results, data_dir, "docker", "bruteforce") == 0
         assert engine.containers.list(all=True, filters=label) == []
+        assert [path for path in left if path.exists()] == []
     finally:
         for leftover in engine.containers.list(all=True, filters=label):
             leftover.remove(force=True)

@@ -225,17 +225,21 @@ class Chatty(_Hostile):
 
 class Forker(_Hostile):
     """Leaves a child process behind that sleeps for `seconds` (its command line is the
-    worker's, so it carries the job and `tag`)."""
+    worker's, so it carries the job and `tag`); with `detach`, the child leaves the worker's
+    process group and session first, as a daemon does."""
 
-    def __init__(self, metric: str, tag: str = "", seconds: float = 600, where: str = "fit"):
+    def __init__(self, metric: str, tag: str = "", seconds: float = 600, where: str = "fit", detach: bool = False):
         super().__init__(metric)
         self.tag = tag
         self.seconds = seconds
         self.where = where
+        self.detach = detach
 
     def fit(self, X: np.ndarray) -> None:
         super().fit(X)
         if os.fork() == 0:
+            if self.detach:
+                os.setsid()
             time.sleep(self.seconds)
             os._exit(0)
         if self.where == "fit-forever":

@@ -184,12 +184,18 @@ def collect(job: Job, worker_job: Job, ended: Outcome) -> Outcome:
 OUTPUT_PREFIX = "ann-bench-output-"
 
 
+def sweep_directory() -> Path:
+    """A fresh temporary directory on the host for one worker (its output, a container's output
+    pipe). Its name carries this process's pid, so that one left by a run.py killed with SIGKILL
+    can be told apart and removed by the next sweep (remove_orphaned_outputs)."""
+    return Path(tempfile.mkdtemp(prefix=f"{OUTPUT_PREFIX}{os.getpid()}-"))
+
+
 @contextmanager
 def private_directory() -> Iterator[Path]:
-    """A fresh directory on the host for one worker's output, removed with whatever the worker
-    left in it (even directories it made unreadable). Its name carries this process's pid, so
-    that one left by a run.py killed with SIGKILL can be told apart (remove_orphaned_outputs)."""
-    path = Path(tempfile.mkdtemp(prefix=f"{OUTPUT_PREFIX}{os.getpid()}-"))
+    """A fresh directory for one worker's output (sweep_directory), removed with whatever the
+    worker left in it (even directories it made unreadable)."""
+    path = sweep_directory()
     try:
         yield path
     finally:
@@ -197,7 +203,7 @@ def private_directory() -> Iterator[Path]:
 
 
 def remove_orphaned_outputs() -> list[Path]:
-    """Remove the private output directories that sweeps whose process is gone left behind
+    """Remove the directories of sweep_directory that sweeps whose process is gone left behind
     (those this user may remove)."""
     removed = []
     for path in Path(tempfile.gettempdir()).glob(f"{OUTPUT_PREFIX}*-*"):

@@ -3,9 +3,10 @@
 A child process, not the caller's own, so that a segfault, a hang or a memory blow-up in a
 library costs one definition, not the sweep. What a process can be given without Docker it
 gets: its own session (so the whole process group, whatever the wrapper forked, is killed when
-the worker ends, however it ended), the cores it is given (sched_setaffinity), a memory limit
-(RLIMIT_DATA, from --memory or the machine's total memory / parallelism) and death with the
-sweep (PR_SET_PDEATHSIG). It is not isolated: it has the network, and can read and write
+the worker ends, however it ended, and so is a process that left the group, as a daemon that
+calls setsid does, by the worker's token it inherits in its environment), the cores it is given
+(sched_setaffinity), a memory limit (RLIMIT_DATA, from --memory or the machine's total memory /
+parallelism) and death with the sweep (PR_SET_PDEATHSIG). It is not isolated: it has the network, and can read and write
 whatever the user can.
 
 The child runs the shared environment's python (the caller's), except for a definition whose
@@ -19,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+import secrets
 import signal
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from .logs import CappedLog, copy_stream
 PACKAGE_PARENT = REPO
 PR_SET_PDEATHSIG = 1
 SWEEP_VARIABLE = "ANN_BENCH_SWEEP"  # in every worker's environment (and its children's): its results tree
+WORKER_VARIABLE = "ANN_BENCH_WORKER"  # likewise: a token of that worker alone
 LOG_JOIN_SECONDS = 30  # for the output of a process that left the worker's group
 
 
@@ -84,26 +87,14 @@ class LocalExecutor(Executor):
     def remove_leftovers(self, results_dir: Path) -> list[str]:
         """Kill the processes earlier sweeps of this results tree left: what a worker forked
         before run.py was killed with SIGKILL (the worker itself dies with run.py)."""
-        marker = f"{SWEEP_VARIABLE}={Path(results_dir).resolve()}".encode()
-        killed = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    if marker not in f.read().split(b"\0"):
-                        continue
-                os.kill(int(entry), signal.SIGKILL)
-                killed.append(f"process {entry}")
-            except OSError:
-                continue  # gone, or not ours to read
-        return killed
+        return _kill_marked(f"{SWEEP_VARIABLE}={Path(results_dir).resolve()}")
 
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
                 results_dir: Path) -> Outcome:
         env = dict(os.environ, **thread_environment(len(cpus)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
         env[SWEEP_VARIABLE] = str(Path(results_dir).resolve())
+        env[WORKER_VARIABLE] = worker = secrets.token_hex(8)
         proc = subprocess.Popen(
             worker_command(self.python_for(job.definition.image), job),
             stdout=subprocess.PIPE,
@@ -125,6 +116,7 @@ class LocalExecutor(Executor):
             return Outcome("timeout", f"timed out after {timeout:g} s")
         finally:
             _kill_group(proc)  # whatever the worker left running, even after a success
+            _kill_marked(f"{WORKER_VARIABLE}={worker}")  # and what left its group (setsid)
             with self._lock:
                 self._running.discard(proc)
             reader.join(LOG_JOIN_SECONDS)  # the pipe ends once every process that held it is gone
@@ -135,6 +127,26 @@ def _confine(cpus: list[int], memory_bytes: int) -> None:
     os.sched_setaffinity(0, cpus)
     resource.setrlimit(resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _kill_marked(variable: str) -> list[str]:
+    """SIGKILL every process (but this one) whose environment holds `variable` ("NAME=value"),
+    as every process a worker started does, whatever group or session it moved to; the names
+    of those killed."""
+    marker = variable.encode()
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            killed.append(f"process {entry}")
+        except OSError:
+            continue  # gone, or not ours to read
+    return killed
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

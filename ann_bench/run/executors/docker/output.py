@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
-from pathlib import Path
 
+from ..base import sweep_directory
 from ..logs import CappedLog, copy_stream
 
 CONTAINER_PATH = "/output.log"  # the pipe, as the worker's stdout and stderr see it
@@ -26,7 +25,7 @@ class OutputPipe:
 
     def __init__(self, log: CappedLog, owner: tuple[int, int] | None = None):
         self.log = log
-        self._dir = Path(tempfile.mkdtemp(prefix="ann-bench-output-"))
+        self._dir = sweep_directory()  # removed by the next sweep if run.py is killed with SIGKILL
         self.path = self._dir / "pipe"
         os.mkfifo(self.path, 0o600)
         if owner is not None:
