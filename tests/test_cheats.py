@@ -4,6 +4,9 @@ nothing: run as a sweep runs them, locally and in Docker, each is measured for t
 - work outside the timer: an answer whose __array__ does the search, and a batch search done in
   get_batch_results, are timed (each does `seconds` of work per query, so its QPS stays under
   1 / seconds);
+- answers remembered from an earlier call: the warm-up asks training points, so a single timed
+  pass pays for every query; over several passes a remembered answer is fast, and the run is
+  flagged as one whose passes disagree;
 - writing into the arrays it was given: the inputs are read-only, so a wrapper that writes over
   train and queries to make its garbage answers look exact scores what its answers deserve on
   the untouched data, and an in-place normalisation fails with a read-only error (in a sweep
@@ -21,7 +24,8 @@ import yaml
 from ann_bench import cli, datasets
 from ann_bench.datasets.distance import distances_to
 from ann_bench.paths import REPO
-from ann_bench.report import metrics
+from ann_bench.report import metrics, tables
+from ann_bench.report.cache import results_table
 from ann_bench.results.files import RunResult, iter_result_paths, read_result
 from ann_bench.run.definitions import get_definitions, load_algorithms
 from ann_bench.run.executors.docker import images
@@ -91,6 +95,23 @@ def test_a_lazy_answer_pays_for_its_search_inside_the_timer(swept, small):
 def test_a_search_in_get_batch_results_is_timed(swept):
     """Timed with batch_query."""
     assert qps(swept["cheat-batch-late"]) < 1 / SECONDS
+
+
+@every_sweep
+def test_the_warm_up_gives_away_no_timed_query(swept):
+    """The warm-up asks training points, not test queries (here it would have asked all 100), so
+    a wrapper that remembers answers meets every query of its one timed pass for the first time."""
+    assert qps(swept["cheat-memo"]) < 1 / SECONDS
+
+
+def test_answers_remembered_across_passes_are_flagged(small, tmp_path):
+    """Every timed pass asks the same queries, so remembered answers make the passes after the
+    first fast. Its fastest pass is its QPS, as in ann-benchmarks, but the run is flagged where it
+    is shown (site, export): its passes disagree."""
+    [memo] = sweep(small, tmp_path, "--local", "--runs", "3", "--algorithm", "cheat-memo").values()
+    assert max(memo.run_times) > 10 * min(memo.run_times)
+    [row] = results_table(tmp_path, small.stem, K, batch=False, data_dir=small.parent).rows
+    assert tables.unsettled(row)
 
 
 @every_sweep
