@@ -53,12 +53,11 @@ class Cluster:
 
     def worker(self, name: str, data_dir: Path, pythonpath: Path | None = None) -> subprocess.Popen:
         """A worker slot with its own temporary directory (where its private outputs are) and
-        data directory; pythonpath: import the harness from there instead of this checkout."""
+        data directory; pythonpath: import the harness from there instead of this checkout (the
+        one under test, which need not be the one the venv's editable install names)."""
         tmp = self.root / name
         tmp.mkdir()
-        env = {"TMPDIR": str(tmp), "ANN_BENCH_DATA_DIR": str(data_dir)}
-        if pythonpath is not None:
-            env["PYTHONPATH"] = str(pythonpath)
+        env = {"TMPDIR": str(tmp), "ANN_BENCH_DATA_DIR": str(data_dir), "PYTHONPATH": str(pythonpath or REPO)}
         process = self._start(["worker", self.address, "--nthreads", "1", "--resources", "bench=1", "--no-nanny",
                                "--no-dashboard", "--name", name], name, env)
         assert wait_for(lambda: self.address_of(name)), (self.root / f"{name}.log").read_text()
