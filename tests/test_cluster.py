@@ -20,6 +20,7 @@ from ann_bench.datasets import load_dataset
 from ann_bench.paths import REPO
 from ann_bench.report import plotting
 from ann_bench.results.files import read_result
+from ann_bench.run.executors.cluster import ClusterError, slot_cores
 from tests.site_results import DATASET, make_tree
 from tests.waiting import wait_for
 
@@ -131,8 +132,21 @@ def test_a_cluster_sweep_writes_the_results_a_local_sweep_writes(cluster, tmp_pa
         environment = distributed[name].environment
         assert environment["executor"] == "cluster-local" and environment["dask_worker"].startswith("tcp://")
         assert environment["host"] and environment["cpu_model"]
+    # The two workers were started without taskset: each slot still has a core of its own.
+    cores = {r.environment["dask_worker"]: r.environment["cpus_allowed"] for r in distributed.values()}
+    assert all(len(c) == 1 for c in cores.values()) and len({c[0] for c in cores.values()}) == len(cores), cores
+    assert f"made on 1 machine: {environment['host']} ({environment['cpu_model']}): {len(local)} results" in output
     logs = "".join(p.read_text() for p in (tmp_path / "cluster").rglob("*.log"))
     assert "dataset this machine's" in logs or "dataset sent by the client" in logs
+
+
+def test_slots_of_one_machine_started_without_taskset_share_its_cores_out():
+    hosts = {"tcp://a:1": "a", "tcp://a:2": "a", "tcp://b:1": "b", "tcp://b:2": "b"}
+    shared = slot_cores(hosts, {"tcp://a:1": [0, 1, 2, 3], "tcp://a:2": [0, 1, 2, 3],
+                                "tcp://b:1": [0, 1], "tcp://b:2": [2, 3]})
+    assert shared == {"tcp://a:1": [0, 1], "tcp://a:2": [2, 3], "tcp://b:1": [0, 1], "tcp://b:2": [2, 3]}
+    with pytest.raises(ClusterError, match="a has 2 worker slots and 1 cores"):
+        slot_cores(hosts, {"tcp://a:1": [0], "tcp://a:2": [0]})
 
 
 def running_job(worker: subprocess.Popen, algorithm: str) -> dict | None:

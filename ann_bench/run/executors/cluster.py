@@ -30,6 +30,7 @@ from ..inputs import _sha256 as cached_sha256
 from ..inputs import worker_input
 from ..jobs import Job
 from ..messages import MESSAGES, one_line
+from ..plan import cpu_slots
 from . import cluster_worker
 from .base import Executor, Outcome
 from .cluster_worker import Inputs, Reply, Request
@@ -60,6 +61,27 @@ def connect(address: str):
                            f"`dask scheduler` and give its address") from None
 
 
+def slot_cores(hosts: dict[str, str], affinities: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The cores of each worker slot (by worker address): its own CPU affinity where the slots of
+    its machine have disjoint ones (each started under a `taskset -c` of its own); where they
+    overlap (slots started without taskset all see the whole machine) that machine's cores
+    shared out among its slots, so that no two definitions run on one core."""
+    by_host: dict[str, list[str]] = {}
+    for address in sorted(affinities):
+        by_host.setdefault(hosts[address], []).append(address)
+    cores: dict[str, list[int]] = {}
+    for host, addresses in by_host.items():
+        union = sorted({core for address in addresses for core in affinities[address]})
+        if sum(len(affinities[address]) for address in addresses) == len(union):
+            cores.update((address, affinities[address]) for address in addresses)
+            continue
+        if len(addresses) > len(union):
+            raise ClusterError(f"{host} has {len(addresses)} worker slots and {len(union)} cores for them: start "
+                               f"at most {len(union)} `dask worker` there, each under a `taskset -c` of its own")
+        cores.update(zip(addresses, cpu_slots(len(addresses), batch=True, cores=union)))
+    return cores
+
+
 class ClusterExecutor(Executor):
     def __init__(self, address: str, local: bool = False, memory_limit_bytes: int | None = None):
         """`local`: the workers run each definition in a local process instead of Docker."""
@@ -73,6 +95,7 @@ class ClusterExecutor(Executor):
         self.slots_per_host: Counter[str] = Counter()
         for address in self.workers:
             self.slots_per_host[self.hosts[address]] += self._slots[address]
+        self.slot_cores = slot_cores(self.hosts, self.client.run(cluster_worker.affinity, workers=self.workers))
         self._inputs: dict[str, Inputs] = {}
         self._held: list = []  # futures of the datasets sent: kept so the cluster keeps them
         self._futures: set = set()
@@ -179,7 +202,7 @@ class ClusterExecutor(Executor):
 
         sweep = self._sweep(results_dir)
         request = Request(job.to_json(), self._inputs[job.dataset_path], self.local, self.memory_limit_bytes,
-                          dict(self.slots_per_host), self.digest, sweep, timeout)
+                          dict(self.slots_per_host), self.slot_cores, self.digest, sweep, timeout)
         future = self.client.submit(cluster_worker.run_definition, request, resources={RESOURCE: 1},
                                     workers=self.workers, allow_other_workers=False, retries=RETRIES, pure=False,
                                     key=f"ann-bench-{job.definition.algorithm}-{uuid.uuid4().hex}")

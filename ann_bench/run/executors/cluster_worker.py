@@ -2,9 +2,10 @@
 
 It runs one definition there exactly as a one-machine sweep would (that machine's Docker
 engine, or a local process with --local) in a private output directory of its own, pinned to
-the worker slot's cores, and hands back the bytes of what the worker wrote (its result files,
-its messages, its log): it accepts nothing and writes nothing into any results tree; the client
-checks every file as in a local sweep and alone writes results/.
+the worker slot's cores (as the client shared them out: cluster.slot_cores), and hands back the
+bytes of what the worker wrote (its result files, its messages, its log): it accepts nothing and
+writes nothing into any results tree; the client checks every file as in a local sweep and alone
+writes results/.
 
 A machine is refused when its harness (the ann_bench package it imports) differs from the
 client's: its digest names the code, and results of other code are not the same benchmark.
@@ -31,6 +32,7 @@ from ..inputs import CACHE_DIR, worker_input
 from ..inputs import _sha256 as cached_sha256  # once per version of a file in this worker
 from ..jobs import Job
 from ..messages import MAX_BYTES, MESSAGES
+from ..plan import cpu_slots
 from .base import Executor, private_directory
 from .logs import CappedLog
 
@@ -63,6 +65,7 @@ class Request:
     local: bool
     memory_limit_bytes: int | None
     slots_per_host: dict[str, int]
+    slot_cores: dict[str, list[int]]  # by worker address (the client's share-out, cluster.slot_cores)
     harness_digest: str
     sweep: str
     timeout: float | None
@@ -92,11 +95,10 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_VARIABLE) or REPO / "data")
 
 
-def slot_cores(batch: bool) -> list[int]:
-    """The cores of this worker slot: the worker process's affinity (start each slot under
-    `taskset -c`); a single-query definition gets the first of them, as on one machine."""
-    cores = sorted(os.sched_getaffinity(0))
-    return cores if batch else cores[:1]
+def affinity() -> list[int]:
+    """The cores this worker process may use (each slot started under a `taskset -c` of its own,
+    or the whole machine)."""
+    return sorted(os.sched_getaffinity(0))
 
 
 def sweep_label(client_host: str, results_dir: str) -> Path:
@@ -154,7 +156,9 @@ def run_definition(request: Request) -> Reply:
     path, source = find_inputs(request.inputs)
     executor = make_executor(request.local, request.memory_limit_bytes,
                              request.slots_per_host.get(here["host"], 1))
-    cpus = slot_cores(job.batch)
+    # Within the slot's cores as on one machine: the first for single queries, all for --batch,
+    # one per client for --clients.
+    cpus = cpu_slots(1, job.batch, job.clients, request.slot_cores.get(here["dask_worker"]))[0]
     with private_directory() as output, tempfile.TemporaryDirectory(prefix="ann-bench-log-") as logs:
         worker_job = replace(job, dataset_path=str(path), results_dir=str(output))
         log_path = Path(logs) / "worker.log"
