@@ -21,6 +21,7 @@ from ann_bench.paths import REPO
 from ann_bench.report import plotting
 from ann_bench.results.files import read_result
 from ann_bench.run.executors.cluster import ClusterError, slot_cores
+from tests import test_effort_sweep as effort_sweep
 from tests.site_results import DATASET, make_tree
 from tests.waiting import wait_for
 
@@ -147,6 +148,18 @@ def test_slots_of_one_machine_started_without_taskset_share_its_cores_out():
     assert shared == {"tcp://a:1": [0, 1], "tcp://a:2": [2, 3], "tcp://b:1": [0, 1], "tcp://b:2": [2, 3]}
     with pytest.raises(ClusterError, match="a has 2 worker slots and 1 cores"):
         slot_cores(hosts, {"tcp://a:1": [0], "tcp://a:2": [0]})
+
+
+def test_a_worker_with_the_dataset_skips_past_recall_1_as_one_machine_does(cluster, tmp_path, xs_angular):
+    cluster.worker("has-data", xs_angular.parent)
+    definitions = tmp_path / "algorithms.yaml"
+    definitions.write_text(effort_sweep.DEFINITIONS)
+    code, output = sweep("--dataset", str(xs_angular), "--definitions", str(definitions), "--algorithm",
+                         "exact-effort", "--local", "--cluster", cluster.address,
+                         "--results", str(tmp_path / "results"))
+    assert code == 0, output
+    ran = effort_sweep.assert_skipped_past_the_least_effort(tmp_path)
+    assert f"{len(effort_sweep.EFFORTS) - ran} result(s) not run: a cheaper set" in output, output
 
 
 def running_job(worker: subprocess.Popen, algorithm: str) -> dict | None:

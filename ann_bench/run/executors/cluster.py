@@ -101,6 +101,7 @@ class ClusterExecutor(Executor):
         self._futures: set = set()
         self._sweeps: set[str] = set()
         self._lock = threading.Lock()
+        self._grading = threading.local()  # run()'s grade, for the execute() it calls in its thread
 
     def _admit(self) -> tuple[list[str], dict[str, str]]:
         """The workers this sweep may use (with a `bench` resource and the client's harness; one
@@ -188,11 +189,12 @@ class ClusterExecutor(Executor):
 
     def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
             grade: bool = True) -> Outcome:
-        # The worker's files reach the client only when it ends, so the grader sees nothing
-        # earlier: a cluster sweep runs every set of an effort grid.
+        # The worker's files reach this client only when it ends: the grader is the worker's
+        # (cluster_worker.run_definition), whose skipped sets come back with its files.
         if Path(job.dataset_path).is_file():
             self._send_inputs(job)
-        return super().run(job, cpus, log_path, timeout, grade)
+        self._grading.enabled = grade
+        return super().run(job, cpus, log_path, timeout, grade=False)
 
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
                 results_dir: Path) -> Outcome:
@@ -202,7 +204,8 @@ class ClusterExecutor(Executor):
 
         sweep = self._sweep(results_dir)
         request = Request(job.to_json(), self._inputs[job.dataset_path], self.local, self.memory_limit_bytes,
-                          dict(self.slots_per_host), self.slot_cores, self.digest, sweep, timeout)
+                          dict(self.slots_per_host), self.slot_cores, self.digest, sweep, timeout,
+                          self._grading.enabled)
         future = self.client.submit(cluster_worker.run_definition, request, resources={RESOURCE: 1},
                                     workers=self.workers, allow_other_workers=False, retries=RETRIES, pure=False,
                                     key=f"ann-bench-{job.definition.algorithm}-{uuid.uuid4().hex}")
@@ -225,4 +228,5 @@ class ClusterExecutor(Executor):
             if name in expected:  # only the files asked for, at the paths this client chose
                 (output / name).parent.mkdir(parents=True, exist_ok=True)
                 (output / name).write_bytes(data)
-        return Outcome(reply.status, reply.reason, reply.exit_code, environment=reply.environment)
+        return Outcome(reply.status, reply.reason, reply.exit_code, environment=reply.environment,
+                       skipped=reply.skipped)

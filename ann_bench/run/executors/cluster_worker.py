@@ -28,6 +28,7 @@ from ...datasets.sources import sha256_file
 from ...paths import REPO
 from ...results.acceptance import Reference, Rejected, read_bytes, size_bound
 from .. import environment
+from ..grading import Grader
 from ..inputs import CACHE_DIR, worker_input
 from ..inputs import _sha256 as cached_sha256  # once per version of a file in this worker
 from ..jobs import Job
@@ -69,6 +70,7 @@ class Request:
     harness_digest: str
     sweep: str
     timeout: float | None
+    grade: bool  # skip the sets a cheaper one at recall 1.0 makes pointless (not --exhaustive)
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Reply:
     environment: dict = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     log: bytes = b""
+    skipped: dict[str, str] = field(default_factory=dict)  # the grader's, as Outcome.skipped
 
 
 def machine() -> dict:
@@ -121,10 +124,16 @@ def harness_digest() -> str:
     return environment.harness_digest()
 
 
+def own_dataset(inputs: Inputs) -> Path | None:
+    """This machine's copy of the whole dataset (ground truth included), if it is the client's."""
+    own = data_dir() / f"{inputs.dataset}.hdf5"
+    return own if own.is_file() and cached_sha256(own) == inputs.dataset_sha256 else None
+
+
 def find_inputs(inputs: Inputs) -> tuple[Path, str]:
     """This machine's train-and-test file of the dataset, and where it came from."""
-    own = data_dir() / f"{inputs.dataset}.hdf5"
-    if own.is_file() and cached_sha256(own) == inputs.dataset_sha256:
+    own = own_dataset(inputs)
+    if own is not None:
         return worker_input(own), f"this machine's {own}"
     received = data_dir() / CACHE_DIR / f"{inputs.dataset}-{inputs.inputs_sha256[:16]}.received.hdf5"
     if received.is_file() and cached_sha256(received) == inputs.inputs_sha256:
@@ -154,6 +163,11 @@ def run_definition(request: Request) -> Reply:
                                f"{request.harness_digest}", environment=here)
     job = Job.from_json(request.job_json)
     path, source = find_inputs(request.inputs)
+    # The sets a cheaper set at recall 1.0 makes pointless are skipped as on one machine, graded
+    # here while the worker runs (the client sees its files only at the end), where this machine
+    # has the ground truth: a worker sent only train and test runs every set.
+    own = own_dataset(request.inputs)
+    graded = replace(job, dataset_path=str(own or path))
     executor = make_executor(request.local, request.memory_limit_bytes,
                              request.slots_per_host.get(here["host"], 1))
     # Within the slot's cores as on one machine: the first for single queries, all for --batch,
@@ -162,12 +176,12 @@ def run_definition(request: Request) -> Reply:
     with private_directory() as output, tempfile.TemporaryDirectory(prefix="ann-bench-log-") as logs:
         worker_job = replace(job, dataset_path=str(path), results_dir=str(output))
         log_path = Path(logs) / "worker.log"
-        with CappedLog(log_path) as log:
+        with CappedLog(log_path) as log, Grader(graded, output, enabled=request.grade and own is not None) as grader:
             log.note(f"on {here['host']} ({here['cpu_model']}), cores {cpus}, dataset {source}")
             ended = executor.execute(worker_job, cpus, log, request.timeout, Path(request.sweep))
         files = output_files(worker_job, output, size_bound(Reference(path).n_test, job.count, job.runs))
         return Reply(ended.status, ended.reason, ended.exit_code, dict(ended.environment, **here), files,
-                     log_path.read_bytes())
+                     log_path.read_bytes(), grader.skipped)
 
 
 def output_files(job: Job, output: Path, limit: int) -> dict[str, bytes]:
