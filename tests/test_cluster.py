@@ -20,6 +20,8 @@ from ann_bench.datasets import load_dataset
 from ann_bench.paths import REPO
 from ann_bench.report import plotting
 from ann_bench.results.files import read_result
+from ann_bench.run.executors.cluster import ClusterError, slot_cores
+from tests import test_effort_sweep as effort_sweep
 from tests.site_results import DATASET, make_tree
 from tests.waiting import wait_for
 
@@ -53,12 +55,11 @@ class Cluster:
 
     def worker(self, name: str, data_dir: Path, pythonpath: Path | None = None) -> subprocess.Popen:
         """A worker slot with its own temporary directory (where its private outputs are) and
-        data directory; pythonpath: import the harness from there instead of this checkout."""
+        data directory; pythonpath: import the harness from there instead of this checkout (the
+        one under test, which need not be the one the venv's editable install names)."""
         tmp = self.root / name
         tmp.mkdir()
-        env = {"TMPDIR": str(tmp), "ANN_BENCH_DATA_DIR": str(data_dir)}
-        if pythonpath is not None:
-            env["PYTHONPATH"] = str(pythonpath)
+        env = {"TMPDIR": str(tmp), "ANN_BENCH_DATA_DIR": str(data_dir), "PYTHONPATH": str(pythonpath or REPO)}
         process = self._start(["worker", self.address, "--nthreads", "1", "--resources", "bench=1", "--no-nanny",
                                "--no-dashboard", "--name", name], name, env)
         assert wait_for(lambda: self.address_of(name)), (self.root / f"{name}.log").read_text()
@@ -132,8 +133,33 @@ def test_a_cluster_sweep_writes_the_results_a_local_sweep_writes(cluster, tmp_pa
         environment = distributed[name].environment
         assert environment["executor"] == "cluster-local" and environment["dask_worker"].startswith("tcp://")
         assert environment["host"] and environment["cpu_model"]
+    # The two workers were started without taskset: each slot still has a core of its own.
+    cores = {r.environment["dask_worker"]: r.environment["cpus_allowed"] for r in distributed.values()}
+    assert all(len(c) == 1 for c in cores.values()) and len({c[0] for c in cores.values()}) == len(cores), cores
+    assert f"made on 1 machine: {environment['host']} ({environment['cpu_model']}): {len(local)} results" in output
     logs = "".join(p.read_text() for p in (tmp_path / "cluster").rglob("*.log"))
     assert "dataset this machine's" in logs or "dataset sent by the client" in logs
+
+
+def test_slots_of_one_machine_started_without_taskset_share_its_cores_out():
+    hosts = {"tcp://a:1": "a", "tcp://a:2": "a", "tcp://b:1": "b", "tcp://b:2": "b"}
+    shared = slot_cores(hosts, {"tcp://a:1": [0, 1, 2, 3], "tcp://a:2": [0, 1, 2, 3],
+                                "tcp://b:1": [0, 1], "tcp://b:2": [2, 3]})
+    assert shared == {"tcp://a:1": [0, 1], "tcp://a:2": [2, 3], "tcp://b:1": [0, 1], "tcp://b:2": [2, 3]}
+    with pytest.raises(ClusterError, match="a has 2 worker slots and 1 cores"):
+        slot_cores(hosts, {"tcp://a:1": [0], "tcp://a:2": [0]})
+
+
+def test_a_worker_with_the_dataset_skips_past_recall_1_as_one_machine_does(cluster, tmp_path, xs_angular):
+    cluster.worker("has-data", xs_angular.parent)
+    definitions = tmp_path / "algorithms.yaml"
+    definitions.write_text(effort_sweep.DEFINITIONS)
+    code, output = sweep("--dataset", str(xs_angular), "--definitions", str(definitions), "--algorithm",
+                         "exact-effort", "--local", "--cluster", cluster.address,
+                         "--results", str(tmp_path / "results"))
+    assert code == 0, output
+    ran = effort_sweep.assert_skipped_past_the_least_effort(tmp_path)
+    assert f"{len(effort_sweep.EFFORTS) - ran} result(s) not run: a cheaper set" in output, output
 
 
 def running_job(worker: subprocess.Popen, algorithm: str) -> dict | None:

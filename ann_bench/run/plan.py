@@ -119,10 +119,12 @@ def make_plan(definitions: list[Definition], settings: Settings) -> Plan:
     return Plan(tasks, skipped, [p for p in overview if p.to_run or p.done or p.failed or p.skipped])
 
 
-def cpu_slots(parallelism: int, batch: bool, clients: int | None = None) -> list[list[int]]:
+def cpu_slots(parallelism: int, batch: bool, clients: int | None = None,
+              cores: list[int] | None = None) -> list[list[int]]:
     """Disjoint core sets, one per worker: one core each for single queries, a share for batch,
-    a core per client for concurrent clients (as many as its share of the cores holds)."""
-    cores = sorted(os.sched_getaffinity(0))
+    a core per client for concurrent clients (as many as its share of the cores holds). `cores`:
+    the cores to share out (a cluster worker slot's), by default this process's."""
+    cores = sorted(os.sched_getaffinity(0) if cores is None else cores)
     if parallelism < 1 or parallelism > len(cores):
         raise UserError(f"--parallelism {parallelism} is not possible with {len(cores)} usable cores; "
                         f"give a number from 1 to {len(cores)}")

@@ -55,7 +55,8 @@ class Outcome:
     canonical JSON) that the worker reported failed or whose file the host rejected;
     `write_error`: why writing into results/ stopped (a full or read-only disk), after which
     nothing more was accepted: the sweep stops on it, keeping what was.
-    `skipped`: the reason for each set the host's grader told the worker to skip.
+    `skipped`: the reason for each set the host's grader told the worker to skip (a cluster
+    worker's grader's, which execute returns, included).
     """
 
     status: str
@@ -138,7 +139,8 @@ class Executor(ABC):
             worker_job = replace(job, dataset_path=str(worker_input(job.dataset_path)), results_dir=str(output))
             with CappedLog(log_path) as log, Grader(job, output, enabled=grade) as grader:
                 ended = self.execute(worker_job, cpus, log, timeout, Path(job.results_dir))
-            return collect(job, worker_job, replace(ended, log_path=Path(log_path), skipped=grader.skipped))
+            return collect(job, worker_job, replace(ended, log_path=Path(log_path),
+                                                    skipped={**ended.skipped, **grader.skipped}))
 
     @abstractmethod
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,

@@ -29,6 +29,7 @@ from ..definitions import Definition
 from ..inputs import cached_sha256, worker_input
 from ..jobs import Job
 from ..messages import MESSAGES, one_line
+from ..plan import cpu_slots
 from . import cluster_worker
 from .base import Executor, Outcome
 from .cluster_worker import Inputs, Reply, Request
@@ -59,6 +60,27 @@ def connect(address: str):
                            f"`dask scheduler` and give its address") from None
 
 
+def slot_cores(hosts: dict[str, str], affinities: dict[str, list[int]]) -> dict[str, list[int]]:
+    """The cores of each worker slot (by worker address): its own CPU affinity where the slots of
+    its machine have disjoint ones (each started under a `taskset -c` of its own); where they
+    overlap (slots started without taskset all see the whole machine) that machine's cores
+    shared out among its slots, so that no two definitions run on one core."""
+    by_host: dict[str, list[str]] = {}
+    for address in sorted(affinities):
+        by_host.setdefault(hosts[address], []).append(address)
+    cores: dict[str, list[int]] = {}
+    for host, addresses in by_host.items():
+        union = sorted({core for address in addresses for core in affinities[address]})
+        if sum(len(affinities[address]) for address in addresses) == len(union):
+            cores.update((address, affinities[address]) for address in addresses)
+            continue
+        if len(addresses) > len(union):
+            raise ClusterError(f"{host} has {len(addresses)} worker slots and {len(union)} cores for them: start "
+                               f"at most {len(union)} `dask worker` there, each under a `taskset -c` of its own")
+        cores.update(zip(addresses, cpu_slots(len(addresses), batch=True, cores=union)))
+    return cores
+
+
 class ClusterExecutor(Executor):
     def __init__(self, address: str, local: bool = False, memory_limit_bytes: int | None = None):
         """`local`: the workers run each definition in a local process instead of Docker."""
@@ -72,11 +94,13 @@ class ClusterExecutor(Executor):
         self.slots_per_host: Counter[str] = Counter()
         for address in self.workers:
             self.slots_per_host[self.hosts[address]] += self._slots[address]
+        self.slot_cores = slot_cores(self.hosts, self.client.run(cluster_worker.affinity, workers=self.workers))
         self._inputs: dict[str, Inputs] = {}
         self._held: list = []  # futures of the datasets sent: kept so the cluster keeps them
         self._futures: set = set()
         self._sweeps: set[str] = set()
         self._lock = threading.Lock()
+        self._grading = threading.local()  # run()'s grade, for the execute() it calls in its thread
 
     def _admit(self) -> tuple[list[str], dict[str, str]]:
         """The workers this sweep may use (with a `bench` resource and the client's harness; one
@@ -164,11 +188,12 @@ class ClusterExecutor(Executor):
 
     def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
             grade: bool = True) -> Outcome:
-        # The worker's files reach the client only when it ends, so the grader sees nothing
-        # earlier: a cluster sweep runs every set of an effort grid.
+        # The worker's files reach this client only when it ends: the grader is the worker's
+        # (cluster_worker.run_definition), whose skipped sets come back with its files.
         if Path(job.dataset_path).is_file():
             self._send_inputs(job)
-        return super().run(job, cpus, log_path, timeout, grade)
+        self._grading.enabled = grade
+        return super().run(job, cpus, log_path, timeout, grade=False)
 
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
                 results_dir: Path) -> Outcome:
@@ -178,7 +203,8 @@ class ClusterExecutor(Executor):
 
         sweep = self._sweep(results_dir)
         request = Request(job.to_json(), self._inputs[job.dataset_path], self.local, self.memory_limit_bytes,
-                          dict(self.slots_per_host), self.digest, sweep, timeout)
+                          dict(self.slots_per_host), self.slot_cores, self.digest, sweep, timeout,
+                          self._grading.enabled)
         future = self.client.submit(cluster_worker.run_definition, request, resources={RESOURCE: 1},
                                     workers=self.workers, allow_other_workers=False, retries=RETRIES, pure=False,
                                     key=f"ann-bench-{job.definition.algorithm}-{uuid.uuid4().hex}")
@@ -201,4 +227,5 @@ class ClusterExecutor(Executor):
             if name in expected:  # only the files asked for, at the paths this client chose
                 (output / name).parent.mkdir(parents=True, exist_ok=True)
                 (output / name).write_bytes(data)
-        return Outcome(reply.status, reply.reason, reply.exit_code, environment=reply.environment)
+        return Outcome(reply.status, reply.reason, reply.exit_code, environment=reply.environment,
+                       skipped=reply.skipped)

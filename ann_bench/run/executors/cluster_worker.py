@@ -2,9 +2,10 @@
 
 It runs one definition there exactly as a one-machine sweep would (that machine's Docker
 engine, or a local process with --local) in a private output directory of its own, pinned to
-the worker slot's cores, and hands back the bytes of what the worker wrote (its result files,
-its messages, its log): it accepts nothing and writes nothing into any results tree; the client
-checks every file as in a local sweep and alone writes results/.
+the worker slot's cores (as the client shared them out: cluster.slot_cores), and hands back the
+bytes of what the worker wrote (its result files, its messages, its log): it accepts nothing and
+writes nothing into any results tree; the client checks every file as in a local sweep and alone
+writes results/.
 
 A machine is refused when its harness (the ann_bench package it imports) differs from the
 client's: its digest names the code, and results of other code are not the same benchmark.
@@ -27,9 +28,11 @@ from ...datasets.sources import sha256_file
 from ...paths import REPO
 from ...results.acceptance import Reference, Rejected, read_bytes, size_bound
 from .. import environment
+from ..grading import Grader
 from ..inputs import CACHE_DIR, cached_sha256, worker_input
 from ..jobs import Job
 from ..messages import MAX_BYTES, MESSAGES
+from ..plan import cpu_slots
 from .base import Executor, private_directory
 from .logs import CappedLog
 
@@ -62,9 +65,11 @@ class Request:
     local: bool
     memory_limit_bytes: int | None
     slots_per_host: dict[str, int]
+    slot_cores: dict[str, list[int]]  # by worker address (the client's share-out, cluster.slot_cores)
     harness_digest: str
     sweep: str
     timeout: float | None
+    grade: bool  # skip the sets a cheaper one at recall 1.0 makes pointless (not --exhaustive)
 
 
 @dataclass
@@ -78,6 +83,7 @@ class Reply:
     environment: dict = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     log: bytes = b""
+    skipped: dict[str, str] = field(default_factory=dict)  # the grader's, as Outcome.skipped
 
 
 def machine() -> dict:
@@ -91,11 +97,10 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_VARIABLE) or REPO / "data")
 
 
-def slot_cores(batch: bool) -> list[int]:
-    """The cores of this worker slot: the worker process's affinity (start each slot under
-    `taskset -c`); a single-query definition gets the first of them, as on one machine."""
-    cores = sorted(os.sched_getaffinity(0))
-    return cores if batch else cores[:1]
+def affinity() -> list[int]:
+    """The cores this worker process may use (each slot started under a `taskset -c` of its own,
+    or the whole machine)."""
+    return sorted(os.sched_getaffinity(0))
 
 
 def sweep_label(client_host: str, results_dir: str) -> Path:
@@ -118,10 +123,16 @@ def harness_digest() -> str:
     return environment.harness_digest()
 
 
+def own_dataset(inputs: Inputs) -> Path | None:
+    """This machine's copy of the whole dataset (ground truth included), if it is the client's."""
+    own = data_dir() / f"{inputs.dataset}.hdf5"
+    return own if own.is_file() and cached_sha256(own) == inputs.dataset_sha256 else None
+
+
 def find_inputs(inputs: Inputs) -> tuple[Path, str]:
     """This machine's train-and-test file of the dataset, and where it came from."""
-    own = data_dir() / f"{inputs.dataset}.hdf5"
-    if own.is_file() and cached_sha256(own) == inputs.dataset_sha256:
+    own = own_dataset(inputs)
+    if own is not None:
         return worker_input(own), f"this machine's {own}"
     received = data_dir() / CACHE_DIR / f"{inputs.dataset}-{inputs.inputs_sha256[:16]}.received.hdf5"
     if received.is_file() and cached_sha256(received) == inputs.inputs_sha256:
@@ -151,18 +162,25 @@ def run_definition(request: Request) -> Reply:
                                f"{request.harness_digest}", environment=here)
     job = Job.from_json(request.job_json)
     path, source = find_inputs(request.inputs)
+    # The sets a cheaper set at recall 1.0 makes pointless are skipped as on one machine, graded
+    # here while the worker runs (the client sees its files only at the end), where this machine
+    # has the ground truth: a worker sent only train and test runs every set.
+    own = own_dataset(request.inputs)
+    graded = replace(job, dataset_path=str(own or path))
     executor = make_executor(request.local, request.memory_limit_bytes,
                              request.slots_per_host.get(here["host"], 1))
-    cpus = slot_cores(job.batch)
+    # Within the slot's cores as on one machine: the first for single queries, all for --batch,
+    # one per client for --clients.
+    cpus = cpu_slots(1, job.batch, job.clients, request.slot_cores.get(here["dask_worker"]))[0]
     with private_directory() as output, tempfile.TemporaryDirectory(prefix="ann-bench-log-") as logs:
         worker_job = replace(job, dataset_path=str(path), results_dir=str(output))
         log_path = Path(logs) / "worker.log"
-        with CappedLog(log_path) as log:
+        with CappedLog(log_path) as log, Grader(graded, output, enabled=request.grade and own is not None) as grader:
             log.note(f"on {here['host']} ({here['cpu_model']}), cores {cpus}, dataset {source}")
             ended = executor.execute(worker_job, cpus, log, request.timeout, Path(request.sweep))
         files = output_files(worker_job, output, size_bound(Reference(path).n_test, job.count, job.runs))
         return Reply(ended.status, ended.reason, ended.exit_code, dict(ended.environment, **here), files,
-                     log_path.read_bytes())
+                     log_path.read_bytes(), grader.skipped)
 
 
 def output_files(job: Job, output: Path, limit: int) -> dict[str, bytes]:
