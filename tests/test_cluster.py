@@ -150,8 +150,12 @@ def test_slots_of_one_machine_started_without_taskset_share_its_cores_out():
         slot_cores(hosts, {"tcp://a:1": [0], "tcp://a:2": [0]})
 
 
-def test_a_worker_with_the_dataset_skips_past_recall_1_as_one_machine_does(cluster, tmp_path, xs_angular):
-    cluster.worker("has-data", xs_angular.parent)
+@pytest.mark.parametrize("has_data", [True, False], ids=["own-copy", "sent-by-the-client"])
+def test_a_worker_skips_past_recall_1_as_one_machine_does(cluster, tmp_path, xs_angular, has_data):
+    """Graded on the worker, with its own copy of the dataset or the one the client sent."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cluster.worker("grader", xs_angular.parent if has_data else empty)
     definitions = tmp_path / "algorithms.yaml"
     definitions.write_text(effort_sweep.DEFINITIONS)
     code, output = sweep("--dataset", str(xs_angular), "--definitions", str(definitions), "--algorithm",
@@ -160,6 +164,8 @@ def test_a_worker_with_the_dataset_skips_past_recall_1_as_one_machine_does(clust
     assert code == 0, output
     ran = effort_sweep.assert_skipped_past_the_least_effort(tmp_path)
     assert f"{len(effort_sweep.EFFORTS) - ran} result(s) not run: a cheaper set" in output, output
+    logs = "".join(p.read_text() for p in (tmp_path / "results").rglob("*.log"))
+    assert ("dataset this machine's" if has_data else "dataset sent by the client") in logs, logs
 
 
 def running_job(worker: subprocess.Popen, algorithm: str) -> dict | None:

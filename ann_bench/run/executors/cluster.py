@@ -167,24 +167,25 @@ class ClusterExecutor(Executor):
             self._remove(sweep)
 
     def _send_inputs(self, job: Job) -> None:
-        """Name the job's dataset (sha256 of the whole file and of its train-and-test file) and
-        hand the latter to the cluster once, as a task holding its bytes (so that the scheduler
-        makes it again if the worker keeping it dies); a worker fetches it only when its machine
-        lacks the dataset. Registered by the train-and-test file, the path execute() is given."""
+        """Name the job's dataset (the sha256 of its file) and hand the file to the cluster once,
+        as a task holding its bytes (so that the scheduler makes it again if the worker keeping it
+        dies); a worker fetches it only when its machine lacks the dataset. Registered by the
+        train-and-test file, the path execute() is given."""
         path = worker_input(job.dataset_path)
         with self._lock:
             if str(path) not in self._inputs:
-                digest = cached_sha256(Path(job.dataset_path))
+                dataset = Path(job.dataset_path)
+                digest = cached_sha256(dataset)
                 from distributed import Variable
 
                 with warnings.catch_warnings():  # a big graph is the point here: the bytes travel once
                     warnings.filterwarnings("ignore", message="Sending large graph")
-                    future = self.client.submit(bytes, path.read_bytes(), key=f"ann-bench-inputs-{digest}",
+                    future = self.client.submit(bytes, dataset.read_bytes(), key=f"ann-bench-inputs-{digest}",
                                                 pure=False)
                 name = f"ann-bench-inputs-{uuid.uuid4().hex}"
                 Variable(name, client=self.client).set(future)
                 self._held.append(future)
-                self._inputs[str(path)] = Inputs(job.dataset, digest, cached_sha256(path), name)
+                self._inputs[str(path)] = Inputs(job.dataset, digest, name)
 
     def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
             grade: bool = True) -> Outcome:

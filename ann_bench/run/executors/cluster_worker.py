@@ -46,12 +46,11 @@ class InputsLost(Exception):
 
 @dataclass(frozen=True)
 class Inputs:
-    """Which dataset a job needs: its name, the sha256 of the client's whole file and of its
-    train-and-test file, and the Dask Variable that holds the future of the latter's bytes."""
+    """Which dataset a job needs: its name, the sha256 of the client's file, and the Dask
+    Variable that holds the future of that file's bytes."""
 
     dataset: str
     dataset_sha256: str
-    inputs_sha256: str
     key: str
 
 
@@ -123,19 +122,14 @@ def harness_digest() -> str:
     return environment.harness_digest()
 
 
-def own_dataset(inputs: Inputs) -> Path | None:
-    """This machine's copy of the whole dataset (ground truth included), if it is the client's."""
+def find_dataset(inputs: Inputs) -> tuple[Path, str]:
+    """This machine's copy of the client's dataset file, and where it came from. The whole file,
+    ground truth included, is the grader's; the worker itself gets its train and test only."""
     own = data_dir() / f"{inputs.dataset}.hdf5"
-    return own if own.is_file() and cached_sha256(own) == inputs.dataset_sha256 else None
-
-
-def find_inputs(inputs: Inputs) -> tuple[Path, str]:
-    """This machine's train-and-test file of the dataset, and where it came from."""
-    own = own_dataset(inputs)
-    if own is not None:
-        return worker_input(own), f"this machine's {own}"
-    received = data_dir() / CACHE_DIR / f"{inputs.dataset}-{inputs.inputs_sha256[:16]}.received.hdf5"
-    if received.is_file() and cached_sha256(received) == inputs.inputs_sha256:
+    if own.is_file() and cached_sha256(own) == inputs.dataset_sha256:
+        return own, f"this machine's {own}"
+    received = data_dir() / CACHE_DIR / f"{inputs.dataset}-{inputs.dataset_sha256[:16]}.received.hdf5"
+    if received.is_file() and cached_sha256(received) == inputs.dataset_sha256:
         return received, f"sent by the client earlier ({received})"
     from distributed import Variable, get_client, rejoin, secede
 
@@ -147,9 +141,9 @@ def find_inputs(inputs: Inputs) -> tuple[Path, str]:
     received.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(received) as tmp:
         Path(tmp).write_bytes(data)
-    if sha256_file(received) != inputs.inputs_sha256:
+    if sha256_file(received) != inputs.dataset_sha256:
         received.unlink()
-        raise InputsLost(f"the train-and-test file of {inputs.dataset} arrived damaged (its sha256 differs)")
+        raise InputsLost(f"the file of {inputs.dataset} arrived damaged (its sha256 differs)")
     return received, f"sent by the client ({received})"
 
 
@@ -161,12 +155,11 @@ def run_definition(request: Request) -> Reply:
         return Reply("failed", f"refused by {here['host']}: its harness digest {mine} is not the client's "
                                f"{request.harness_digest}", environment=here)
     job = Job.from_json(request.job_json)
-    path, source = find_inputs(request.inputs)
+    dataset, source = find_dataset(request.inputs)
+    path = worker_input(dataset)
     # The sets a cheaper set at recall 1.0 makes pointless are skipped as on one machine, graded
-    # here while the worker runs (the client sees its files only at the end), where this machine
-    # has the ground truth: a worker sent only train and test runs every set.
-    own = own_dataset(request.inputs)
-    graded = replace(job, dataset_path=str(own or path))
+    # here while the worker runs: the client sees its files only at the end.
+    graded = replace(job, dataset_path=str(dataset))
     executor = make_executor(request.local, request.memory_limit_bytes,
                              request.slots_per_host.get(here["host"], 1))
     # Within the slot's cores as on one machine: the first for single queries, all for --batch,
@@ -175,7 +168,7 @@ def run_definition(request: Request) -> Reply:
     with private_directory() as output, tempfile.TemporaryDirectory(prefix="ann-bench-log-") as logs:
         worker_job = replace(job, dataset_path=str(path), results_dir=str(output))
         log_path = Path(logs) / "worker.log"
-        with CappedLog(log_path) as log, Grader(graded, output, enabled=request.grade and own is not None) as grader:
+        with CappedLog(log_path) as log, Grader(graded, output, enabled=request.grade) as grader:
             log.note(f"on {here['host']} ({here['cpu_model']}), cores {cpus}, dataset {source}")
             ended = executor.execute(worker_job, cpus, log, request.timeout, Path(request.sweep))
         files = output_files(worker_job, output, size_bound(Reference(path).n_test, job.count, job.runs))
