@@ -172,6 +172,17 @@ def test_empty_results_tree_builds_a_site_that_says_so(tmp_path, capsys):
     assert "No results in" in words and "python run.py --dataset" in words
 
 
+def test_measuring_off_a_terminal_logs_progress_as_whole_lines(tmp_path, data_dir, xs_euclidean, capsys):
+    """Warming the metrics cache with stderr not a terminal: the files' progress as lines, the
+    last one at 100 %, and no bar redrawn with carriage returns."""
+    make_tree(tmp_path / "results", load_dataset(xs_euclidean).distances)
+    assert cli.main(["--results", str(tmp_path / "results"), "--data-dir", str(data_dir),
+                     "--output", str(tmp_path / "site")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    assert any(line.startswith(f"metrics {DATASET} k=10") and "100%" in line for line in err.splitlines()), err
+
+
 def test_a_dataset_without_its_file_is_named_with_its_files(tmp_path, data_dir, xs_euclidean):
     truth = load_dataset(xs_euclidean).distances
     make_tree(tmp_path / "results", truth)

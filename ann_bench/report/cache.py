@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .. import progress
 from ..atomic import write_atomically
 from ..errors import UnknownNameError, UserError
 from ..results.files import STATUS_OK, STATUS_SKIPPED, RunResult, iter_result_paths, read_result
@@ -162,7 +162,8 @@ def results_table(results_dir: Path | str, dataset_name: str, count: int, batch:
 
     The dataset's true distances are loaded only when some result is not in the cache;
     `true_distances` (an array, or a function returning one) stands in for the dataset file.
-    With progress, a bar on a terminal (a log line elsewhere) while uncached files are measured.
+    With progress, their progress on stderr while uncached files are measured (a bar on a
+    terminal, whole lines elsewhere).
     """
     results_dir = Path(results_dir)
     cache = MetricsCache(results_dir)
@@ -232,12 +233,11 @@ def results_table(results_dir: Path | str, dataset_name: str, count: int, batch:
 
 
 def _progress(paths: list[Path], label: str, enabled: bool):
-    """The paths, with a bar on stderr while they are measured where stderr is a terminal."""
-    if not enabled or not paths or not sys.stderr.isatty():
+    """The paths, with their progress on stderr while they are measured (ann_bench.progress: a
+    bar on a terminal, whole lines once a minute and at the end elsewhere)."""
+    if not enabled or not paths:
         return paths
-    from tqdm import tqdm
-
-    return tqdm(paths, desc=f"metrics {label}", unit="file", leave=False)
+    return progress.bar(iterable=paths, desc=f"metrics {label}", unit="file")
 
 
 def metrics_for_results(results_dir: Path | str, dataset_name: str, count: int,
