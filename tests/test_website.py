@@ -17,6 +17,7 @@ from ann_bench.report.website.model import collect
 
 from .site_results import (
     DATASET,
+    ENVIRONMENT,
     FAILED,
     FAILED_ERROR,
     LOG_LINE,
@@ -239,3 +240,20 @@ def test_concurrent_clients_failures_and_damaged_files_are_listed(tmp_path, data
         files = sum(1 for _ in results.joinpath(group.dataset).rglob("*.hdf5"))
         assert len(group.rows) + len(group.clients_rows) + len(group.failures) + len(group.unreadable) == files
         assert group.n_files == files
+
+
+def test_runs_from_docker_and_local_processes_get_a_frontier_each(tmp_path, data_dir, xs_euclidean):
+    """Their QPS are not comparable (the interpreter differs), so as in plot.py an algorithm with
+    runs from both has a frontier for each, the local one with hollow markers."""
+    results, truth = tmp_path / "results", load_dataset(xs_euclidean).distances
+    write_run(results, DATASET, truth, "hnswlib", {"M": 8}, {"ef": 10}, 0.6, 9000)
+    write_run(results, DATASET, truth, "hnswlib", {"M": 8}, {"ef": 20}, 0.7, 8000,
+              environment=dict(ENVIRONMENT, executor="local"))
+    write_run(results, DATASET, truth, "annoy", {"n_trees": 10}, [100], 0.5, 5000)
+    assert cli.main(["--results", str(results), "--data-dir", str(data_dir), "--output", str(tmp_path / "site"),
+                     "--no-progress"]) == 0
+    main = page(tmp_path / "site", f"datasets/{DATASET}-k{K}.html").figures["fig-0"]
+    frontiers = {t["name"]: t for t in main["data"] if t["meta"]["kind"] == "frontier"}
+    assert set(frontiers) == {"annoy", "hnswlib (docker)", "hnswlib (local)"}
+    assert frontiers["hnswlib (local)"]["marker"]["symbol"].endswith("-open")
+    assert not frontiers["hnswlib (docker)"]["marker"]["symbol"].endswith("-open")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,22 @@ def executor_of(row: dict) -> str:
     """Where a metrics row's run was made (docker, local), from its environment; "" for a file
     from a harness that did not record it."""
     return str((row.get("environment") or {}).get("executor", ""))
+
+
+def mixed_executors(rows: list[dict]) -> set[str]:
+    """The algorithms with runs from more than one executor (Docker and local processes): their
+    runs are drawn as one frontier per executor, since their QPS are not comparable."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        seen[row["algorithm"]].add(executor_of(row))
+    return {algorithm for algorithm, executors in seen.items() if len(executors) > 1}
+
+
+def series_name(row: dict, mixed: set[str]) -> str:
+    """The legend's name of a run's frontier: its algorithm, and where it ran when that varies."""
+    if row["algorithm"] not in mixed:
+        return row["algorithm"]
+    return f"{row['algorithm']} ({executor_of(row) or 'executor not recorded'})"
 
 
 def positive_int(text: str) -> int:

@@ -37,11 +37,13 @@ from .common import (
     add_common_arguments,
     dataset_name,
     executor_of,
+    mixed_executors,
     mode_label,
     no_results_message,
     positive_int,
     result_groups,
     run_command,
+    series_name,
 )
 from .concurrency import DEFAULT_RECALL, clients_points, plot_clients
 from .machines import machines
@@ -97,22 +99,6 @@ def _spread(values: list[float], rows: list[dict], metric: str) -> list[list[flo
         return None
     below = [value - row[low] if math.isfinite(row[low]) else 0.0 for value, row in zip(values, rows)]
     return [below, [0.0] * len(values)]
-
-
-def mixed_executors(rows: list[dict]) -> set[str]:
-    """The algorithms with runs from more than one executor (Docker and local processes): their
-    runs are drawn as one frontier per executor, since their QPS are not comparable."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        seen[row["algorithm"]].add(executor_of(row))
-    return {algorithm for algorithm, executors in seen.items() if len(executors) > 1}
-
-
-def series_name(row: dict, mixed: set[str]) -> str:
-    """The legend's name of a run's frontier: its algorithm, and where it ran when that varies."""
-    if row["algorithm"] not in mixed:
-        return row["algorithm"]
-    return f"{row['algorithm']} ({executor_of(row) or 'executor not recorded'})"
 
 
 def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAULT_Y, x_scale: str = "linear",

@@ -15,6 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from ..common import executor_of, mixed_executors, series_name
 from ..metrics import METRICS
 from ..pareto import pareto_frontier
 from ..styles import algorithm_style
@@ -114,6 +115,8 @@ def figure(rows: list[dict], chart: Chart, texts: dict[str, str], every_run: boo
            height: int = 520) -> tuple[dict, str]:
     """The figure of one metric pair, and its note ("" or which runs it cannot show and why)."""
     mx, my = METRICS[chart.x], METRICS[chart.y]
+    # One frontier per algorithm, and per executor where its runs come from both (as plot.py).
+    mixed = mixed_executors(rows)
     placed: dict[str, list[dict]] = defaultdict(list)
     left_out: dict[tuple[str, bool], int] = defaultdict(int)  # (metric, has a value) -> runs
     for row in rows:
@@ -123,27 +126,30 @@ def figure(rows: list[dict], chart: Chart, texts: dict[str, str], every_run: boo
                 left_out[(metric, value is not None and math.isfinite(value))] += 1
                 break
         else:
-            placed[row["algorithm"]].append(row)
+            placed[series_name(row, mixed)].append(row)
     spread = chart.y == "qps"
     traces = []
     flagged = []  # frontier runs whose passes disagree: the figures a reader takes away
-    for algorithm in sorted(placed):
-        runs = placed[algorithm]
+    for series in sorted(placed):
+        runs = placed[series]
+        algorithm = runs[0]["algorithm"]
         style = algorithm_style(algorithm)
+        # An algorithm's runs in local processes, where it has some in Docker too: hollow markers.
+        symbol = style.plotly_marker + ("-open" if algorithm in mixed and executor_of(runs[0]) == "local" else "")
         frontier = [runs[i] for i in pareto_frontier([(r[chart.x], r[chart.y]) for r in runs], mx.better, my.better)]
-        trace = {**_scatter(frontier, chart, texts), "mode": "lines+markers", "name": algorithm,
-                 "legendgroup": algorithm, "meta": {"kind": "frontier", "algorithm": algorithm},
+        trace = {**_scatter(frontier, chart, texts), "mode": "lines+markers", "name": series,
+                 "legendgroup": series, "meta": {"kind": "frontier", "algorithm": algorithm},
                  "line": {"color": style.colour, "dash": style.plotly_dash, "width": 1.5},
-                 "marker": {"color": style.colour, "symbol": style.plotly_marker, "size": 7}}
+                 "marker": {"color": style.colour, "symbol": symbol, "size": 7}}
         if spread:
             trace["error_y"] = _spread_bars(frontier, style.colour)
             flagged += [r for r in frontier if unsettled(r)]
         traces.append(trace)
         if every_run:
-            points = {**_scatter(runs, chart, texts), "mode": "markers", "name": f"{algorithm}: every run",
-                      "legendgroup": algorithm, "showlegend": False, "opacity": 0.35,
+            points = {**_scatter(runs, chart, texts), "mode": "markers", "name": f"{series}: every run",
+                      "legendgroup": series, "showlegend": False, "opacity": 0.35,
                       "meta": {"kind": "runs", "algorithm": algorithm},
-                      "marker": {"color": style.colour, "symbol": style.plotly_marker, "size": 5}}
+                      "marker": {"color": style.colour, "symbol": symbol, "size": 5}}
             if spread:
                 points["error_y"] = _spread_bars(runs, style.colour)
             traces.append(points)
