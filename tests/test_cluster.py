@@ -53,14 +53,15 @@ class Cluster:
         self.processes.append(process)
         return process
 
-    def worker(self, name: str, data_dir: Path, pythonpath: Path | None = None) -> subprocess.Popen:
+    def worker(self, name: str, data_dir: Path, pythonpath: Path | None = None, slots: int = 1) -> subprocess.Popen:
         """A worker slot with its own temporary directory (where its private outputs are) and
         data directory; pythonpath: import the harness from there instead of this checkout (the
-        one under test, which need not be the one the venv's editable install names)."""
+        one under test, which need not be the one the venv's editable install names); slots: its
+        `bench` resource."""
         tmp = self.root / name
         tmp.mkdir()
         env = {"TMPDIR": str(tmp), "ANN_BENCH_DATA_DIR": str(data_dir), "PYTHONPATH": str(pythonpath or REPO)}
-        process = self._start(["worker", self.address, "--nthreads", "1", "--resources", "bench=1", "--no-nanny",
+        process = self._start(["worker", self.address, "--nthreads", "1", "--resources", f"bench={slots}", "--no-nanny",
                                "--no-dashboard", "--name", name], name, env)
         assert wait_for(lambda: self.address_of(name)), (self.root / f"{name}.log").read_text()
         return process
@@ -255,6 +256,15 @@ def test_a_worker_with_another_harness_is_refused(cluster, tmp_path, xs_angular,
     with Client(cluster.address, set_as_default=False) as client:
         same = [a for a, w in client.scheduler_info(n_workers=-1)["workers"].items() if w["name"] == "same"]
     assert {r.environment["dask_worker"] for r in results(tmp_path / "results").values()} == set(same)
+
+
+def test_a_worker_offering_two_slots_is_refused(cluster, tmp_path, xs_angular):
+    """Its definitions would share its one set of cores: one worker per slot is the rule."""
+    cluster.worker("double", tmp_path / "empty", slots=2)
+    code, output = sweep("--dataset", str(xs_angular), "--algorithm", "bruteforce", "--local", "--cluster",
+                         cluster.address, "--results", str(tmp_path / "results"))
+    assert code == 2 and "offers 2 'bench' slots" in output and "--resources bench=1" in output, output
+    assert not (tmp_path / "results").exists() or not results(tmp_path / "results")
 
 
 def test_a_client_killed_and_run_again_resumes(cluster, tmp_path, xs_angular):

@@ -117,11 +117,21 @@ class ClusterExecutor(Executor):
         for address, digest in refused.items():
             log.warning("refused worker %s on %s: its harness digest %s is not this client's %s; run the same "
                         "revision of ann-bench there", address, hosts[address], digest, self.digest)
-        admitted = [address for address in slots if address not in refused]
-        if not admitted:
+        if slots and all(address in refused for address in slots):
             raise ClusterError(f"every worker of the cluster at {self.address} runs another harness (digests "
                                f"{', '.join(sorted(set(refused.values())))}, this client's {self.digest}): "
                                f"check out this client's revision on the workers and restart them")
+        # A worker's definitions all get its one set of cores: two at once would share them.
+        shared = [address for address in slots if address not in refused and self._slots[address] > 1]
+        for address in shared:
+            log.warning("refused worker %s on %s: it offers %d '%s' slots, whose definitions would share its "
+                        "cores; start one worker per slot with --nthreads 1 --resources %s=1", address,
+                        hosts[address], self._slots[address], RESOURCE, RESOURCE)
+        admitted = [address for address in slots if address not in refused and address not in shared]
+        if not admitted:
+            raise ClusterError(f"no worker of the cluster at {self.address} offers one '{RESOURCE}' slot: start "
+                               f"one worker per slot with `dask worker {self.address} --nthreads 1 --resources "
+                               f"{RESOURCE}=1`")
         return admitted, hosts
 
     @property
