@@ -204,6 +204,7 @@ def start_run_py(results: Path, data_dir: Path, *extra: str) -> subprocess.Popen
 
 def test_run_py_killed_leaves_no_local_worker_and_the_next_sweep_removes_its_children(tmp_path, data_dir, xs_angular):
     results = tmp_path / "results"
+    assert sweep(results, data_dir, "local", "bruteforce") == 0  # so that the last sweep has nothing to run
     proc = start_run_py(results, data_dir, "--local", "--algorithm", "hostile-hang")
 
     def hanging() -> list[int]:
@@ -219,7 +220,7 @@ def test_run_py_killed_leaves_no_local_worker_and_the_next_sweep_removes_its_chi
         proc.kill()
         proc.wait(30)
         # The worker dies with run.py; what it forked, and its output directory, are left for
-        # the next sweep of the tree to remove.
+        # the next sweep of the tree to remove, even one with nothing to run.
         assert wait_for(lambda: len(hanging()) <= 1)
         assert output.is_dir()
         assert sweep(results, data_dir, "local", "bruteforce") == 0

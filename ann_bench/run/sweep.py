@@ -88,10 +88,10 @@ def run_plan(plan: Plan, executor: Executor, settings: Settings, distance: str,
     records = list(plan.records)
     lock = threading.Lock()
     interrupted = threading.Event()
-    if plan.tasks:
-        for name in executor.remove_leftovers(settings.results_dir):
-            log.warning("removed %s, left running by an earlier sweep of %s", name, settings.results_dir)
-        remove_orphaned_outputs()
+    # Even with nothing to run: a sweep of a finished tree is how a user clears what a killed one left.
+    for name in executor.remove_leftovers(settings.results_dir):
+        log.warning("removed %s, left running by an earlier sweep of %s", name, settings.results_dir)
+    remove_orphaned_outputs()
     shown = Progress(plan, settings, progress)
 
     def work(task: Task) -> None:
