@@ -180,8 +180,7 @@ def file_header(path: Path | str) -> Header:
         with h5py.File(path, "r") as f:
             header = read_header(f)
             if header.dimension is None:
-                universe = (int(f[key][:].max()) + 1 for key in ("train", "test") if f[key].shape[0])
-                header = replace(header, dimension=max(universe, default=0))
+                header = replace(header, dimension=n_items([f["train"][:], f["test"][:]]))
             return header
     except (OSError, ValueError, KeyError, Malformed) as error:
         raise damaged(path, str(error) or type(error).__name__) from None

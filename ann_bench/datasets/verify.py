@@ -37,7 +37,7 @@ import numpy as np
 from ..atomic import write_atomically
 from ..errors import DatasetError
 from ..progress import bar as progress_bar
-from .distance import pair_distances, sets_to_csr
+from .distance import n_items, pair_distances, sets_to_csr
 from .groundtruth import DEFAULT_MEMORY_BYTES, exact_knn, filtered_knn
 from .hdf5 import STREAM_OPS, Header, Malformed, content_sha256, damaged, read_header, sparse_points, text
 from .sources import sha256_file
@@ -169,8 +169,7 @@ def verify_contents(path: Path, step: Callable[[], Any] = lambda: None,
 
 
 def _width(f: h5py.File) -> int:
-    items = [f[key][:] for key in ("train", "test")]
-    return max([int(f.attrs.get("dimension", 0))] + [int(x.max()) + 1 for x in items if x.size])
+    return max(int(f.attrs.get("dimension", 0)), n_items([f["train"][:], f["test"][:]]))
 
 
 def _check_kinds(f: h5py.File, header: Header) -> None:
