@@ -92,6 +92,12 @@ def series_name(row: dict, mixed: set[str]) -> str:
     return f"{row['algorithm']} ({executor_of(row) or 'executor not recorded'})"
 
 
+def drawn_hollow(row: dict, mixed: set[str]) -> bool:
+    """Whether a run's frontier has hollow markers: a run in local processes, of an algorithm
+    that has runs in Docker too, so that the two frontiers of one colour are told apart."""
+    return row["algorithm"] in mixed and executor_of(row) == "local"
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

@@ -36,7 +36,7 @@ from .common import (
     DEFAULT_COUNT,
     add_common_arguments,
     dataset_name,
-    executor_of,
+    drawn_hollow,
     mixed_executors,
     mode_label,
     no_results_message,
@@ -134,8 +134,7 @@ def draw(ax, rows: list[dict], x_metric: str = DEFAULT_X, y_metric: str = DEFAUL
         if raw:
             ax.scatter([p[0] for p in points], [p[1] for p in points], color=style.colour, marker=style.marker,
                        s=18, alpha=0.35, linewidths=0)
-        # An algorithm's runs in local processes, where it has some in Docker too: hollow markers.
-        fill = "none" if first["algorithm"] in mixed and executor_of(first) == "local" else "full"
+        fill = "none" if drawn_hollow(first, mixed) else "full"
         (lines[series],) = ax.plot([p[0] for p in frontier], [p[1] for p in frontier], color=style.colour,
                                    marker=style.marker, linestyle=style.dash, fillstyle=fill, label=series)
         if errorbars:

@@ -15,7 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..common import executor_of, mixed_executors, series_name
+from ..common import drawn_hollow, mixed_executors, series_name
 from ..metrics import METRICS
 from ..pareto import pareto_frontier
 from ..styles import algorithm_style
@@ -134,8 +134,7 @@ def figure(rows: list[dict], chart: Chart, texts: dict[str, str], every_run: boo
         runs = placed[series]
         algorithm = runs[0]["algorithm"]
         style = algorithm_style(algorithm)
-        # An algorithm's runs in local processes, where it has some in Docker too: hollow markers.
-        symbol = style.plotly_marker + ("-open" if algorithm in mixed and executor_of(runs[0]) == "local" else "")
+        symbol = style.plotly_marker + ("-open" if drawn_hollow(runs[0], mixed) else "")
         frontier = [runs[i] for i in pareto_frontier([(r[chart.x], r[chart.y]) for r in runs], mx.better, my.better)]
         trace = {**_scatter(frontier, chart, texts), "mode": "lines+markers", "name": series,
                  "legendgroup": series, "meta": {"kind": "frontier", "algorithm": algorithm},
