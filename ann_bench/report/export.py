@@ -30,7 +30,6 @@ from typing import Any, Sequence
 
 from .. import log as logsetup
 from ..atomic import write_atomically
-from ..datasets.hdf5 import load_dataset
 from ..errors import UserError, report
 from ..results.files import STATUS_OK, STATUS_SKIPPED, canonical_json
 from . import repeats, streaming
@@ -106,8 +105,7 @@ def step_rows(results_dir: Path | str, dataset: str, count: int, data_dir: Path 
     if found is None:
         raise UserError(f"{dataset} is not a streaming set in {data_dir}/ (run.py --runbook makes one); "
                         f"leave out --steps")
-    path, ops = found
-    truth = load_dataset(path).distances
+    truth, ops = found
     return [{"dataset": dataset, "k": count, "algorithm": result["algorithm"], "name": result["name"],
              "build_args": result["build_args"], "query_args": result["query_args"], **step}
             for result in streaming.stream_results(results_dir, dataset, count, truth, ops) for step in result["steps"]]

@@ -26,7 +26,6 @@ from typing import Sequence
 
 from .. import log as logsetup
 from ..atomic import write_atomically
-from ..datasets.hdf5 import load_dataset
 from ..errors import UserError, report
 from ..results.files import iter_result_paths
 from ..usage import Formatter
@@ -285,8 +284,7 @@ def _plot_steps(args: argparse.Namespace, dataset: str, count: int) -> str:
     found = streaming.runbook_steps(dataset, args.data_dir)
     if found is None:
         return ""
-    path, ops = found
-    truth = load_dataset(path).distances
+    truth, ops = found
     results = streaming.stream_results(args.results, dataset, count, truth, ops)
     output = streaming.default_output(args.results, dataset, count, args.format)
     streaming.plot_steps(results, output, f"{dataset}: k={count}, per search step")

@@ -30,9 +30,10 @@ from .styles import algorithm_style
 NAN = float("nan")
 
 
-def runbook_steps(dataset: str, data_dir: Path | str) -> tuple[Path, np.ndarray] | None:
-    """A streaming set's file and runbook steps; None for any other dataset, or one without a
-    file here (its results can still be plotted from the metrics cache)."""
+def runbook_steps(dataset: str, data_dir: Path | str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A streaming set's true distances (every search step's queries) and runbook steps; None
+    for any other dataset, or one without a file here (its results can still be plotted from
+    the metrics cache)."""
     try:
         path = datasets.dataset_path(dataset, data_dir)
     except UnknownNameError:
@@ -40,7 +41,7 @@ def runbook_steps(dataset: str, data_dir: Path | str) -> tuple[Path, np.ndarray]
     if not path.is_file():
         return None
     with h5py.File(path, "r") as f:
-        return (path, f[STREAM_OPS][:]) if STREAM_OPS in f else None
+        return (f["distances"][:], f[STREAM_OPS][:]) if STREAM_OPS in f else None
 
 
 def _rate(rows: int, seconds: float) -> float:

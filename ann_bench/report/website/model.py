@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from functools import cached_property, partial
 from pathlib import Path
 
-from ...datasets.hdf5 import load_dataset
 from ...errors import UserError
 from ...results.files import algorithm_of, canonical_json, clients_of, iter_result_paths, read_result
 from .. import repeats, streaming
@@ -204,8 +203,7 @@ def stream_steps(group: Group, data_dir: Path | str) -> None:
     found = streaming.runbook_steps(group.dataset, data_dir)
     if found is None or not group.rows:
         return
-    path, ops = found
-    truth = load_dataset(path).distances
+    truth, ops = found
     for row in group.rows:
         try:
             group.steps.append(streaming.result_steps(read_result(row["path"]), truth, ops, group.count))
