@@ -3,6 +3,8 @@ worker wrote and then altered as a hostile wrapper could."""
 
 from __future__ import annotations
 
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -47,6 +49,14 @@ def test_the_worker_gets_train_and_test_only(xs_angular):
     data, full = load_inputs(inputs), datasets.load_dataset(xs_angular)
     np.testing.assert_array_equal(data.train, full.train)
     np.testing.assert_array_equal(data.test, full.test)
+
+
+def test_a_dataset_kept_in_the_inputs_folder_gets_its_copy_beside_it(xs_angular, tmp_path):
+    # A cluster worker keeps the file a client sent in data/.worker-inputs/.
+    received = tmp_path / ".worker-inputs" / "sent.received.hdf5"
+    received.parent.mkdir()
+    shutil.copyfile(xs_angular, received)
+    assert worker_input(received).parent == received.parent
 
 
 def test_a_good_file_is_accepted_with_the_hosts_distances_and_attributes(written, xs_angular):
