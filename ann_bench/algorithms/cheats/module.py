@@ -90,7 +90,6 @@ class LateBatch(_Exact):
         return self.search(self._queries, self._k)
 
 
-
 class Memoizer(_Exact):
     """Remembers every answer by its query's bytes and answers a query seen before at once: only
     a query it has not seen costs `seconds`. A cache of results, as some engines keep one."""
