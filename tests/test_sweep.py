@@ -154,10 +154,10 @@ class BrokenEngine(LocalExecutor):
         super().__init__()
         self.error = error
 
-    def execute(self, job, cpus, log_path, timeout, results_dir):
+    def execute(self, job, cpus, log_path, timeout, results_dir, grade):
         if job.definition.args["rule"] == "broken":
             raise self.error
-        return super().execute(job, cpus, log_path, timeout, results_dir)
+        return super().execute(job, cpus, log_path, timeout, results_dir, grade)
 
 
 def test_an_executor_that_raises_fails_its_task_and_the_sweep_goes_on(tmp_path, xs_angular):
@@ -192,7 +192,7 @@ class Blocking(Executor):
     def __init__(self):
         self.stopped = threading.Event()
 
-    def execute(self, job, cpus, log_path, timeout, results_dir):
+    def execute(self, job, cpus, log_path, timeout, results_dir, grade):
         self.stopped.wait(30)
         return Outcome("ok")
 

@@ -111,6 +111,9 @@ def log_tail(path: Path | None, lines: int = 10) -> list[str]:
 
 class Executor(ABC):
     name: str = "executor"
+    # Whether the host grades the sets as the worker writes them; a worker elsewhere, whose files
+    # reach the host only when it ends, is graded where it runs.
+    grades_on_host: bool = True
 
     def problems(self, definitions: list[Definition], build: bool = False) -> list[str]:
         """What stops these definitions from running here (e.g. an image not built).
@@ -137,17 +140,18 @@ class Executor(ABC):
             return Outcome("failed", f"dataset file {job.dataset_path} not found", None, log_path)
         with private_directory() as output:
             worker_job = replace(job, dataset_path=str(worker_input(job.dataset_path)), results_dir=str(output))
-            with CappedLog(log_path) as log, Grader(job, output, enabled=grade) as grader:
-                ended = self.execute(worker_job, cpus, log, timeout, Path(job.results_dir))
+            with CappedLog(log_path) as log, Grader(job, output, enabled=grade and self.grades_on_host) as grader:
+                ended = self.execute(worker_job, cpus, log, timeout, Path(job.results_dir), grade)
             return collect(job, worker_job, replace(ended, log_path=Path(log_path),
                                                     skipped={**ended.skipped, **grader.skipped}))
 
     @abstractmethod
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
-                results_dir: Path) -> Outcome:
+                results_dir: Path, grade: bool) -> Outcome:
         """Run the worker of `job` (whose paths are the worker's: its inputs, its private output)
         to its end, its stdout and stderr into `log`, and say how it ended; `results_dir` is the
-        sweep's results tree, which the worker never sees. Must not raise for worker faults."""
+        sweep's results tree, which the worker never sees; `grade` is run()'s, for an executor
+        whose worker is graded elsewhere (not `grades_on_host`). Must not raise for worker faults."""
 
     def remove_leftovers(self, results_dir: Path) -> list[str]:
         """Remove what earlier sweeps of this results tree left running (a SIGKILLed run.py);

@@ -82,6 +82,10 @@ def slot_cores(hosts: dict[str, str], affinities: dict[str, list[int]]) -> dict[
 
 
 class ClusterExecutor(Executor):
+    # The worker's files reach this client only when it ends: the grader is the worker's
+    # (cluster_worker.run_definition), whose skipped sets come back with its files.
+    grades_on_host = False
+
     def __init__(self, address: str, local: bool = False, memory_limit_bytes: int | None = None):
         """`local`: the workers run each definition in a local process instead of Docker."""
         self.name = f"cluster-{'local' if local else 'docker'}"
@@ -100,7 +104,6 @@ class ClusterExecutor(Executor):
         self._futures: set = set()
         self._sweeps: set[str] = set()
         self._lock = threading.Lock()
-        self._grading = threading.local()  # run()'s grade, for the execute() it calls in its thread
 
     def _admit(self) -> tuple[list[str], dict[str, str]]:
         """The workers this sweep may use (with a `bench` resource and the client's harness; one
@@ -199,15 +202,12 @@ class ClusterExecutor(Executor):
 
     def run(self, job: Job, cpus: list[int], log_path: Path, timeout: float | None,
             grade: bool = True) -> Outcome:
-        # The worker's files reach this client only when it ends: the grader is the worker's
-        # (cluster_worker.run_definition), whose skipped sets come back with its files.
         if Path(job.dataset_path).is_file():
             self._send_inputs(job)
-        self._grading.enabled = grade
-        return super().run(job, cpus, log_path, timeout, grade=False)
+        return super().run(job, cpus, log_path, timeout, grade)
 
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
-                results_dir: Path) -> Outcome:
+                results_dir: Path, grade: bool) -> Outcome:
         """Send the job to a worker slot, and put what its worker wrote into this process's
         private output directory (`job.results_dir`) and `log`."""
         from distributed import KilledWorker
@@ -215,7 +215,7 @@ class ClusterExecutor(Executor):
         sweep = self._sweep(results_dir)
         request = Request(job.to_json(), self._inputs[job.dataset_path], self.local, self.memory_limit_bytes,
                           dict(self.slots_per_host), self.slot_cores, self.digest, sweep, timeout,
-                          self._grading.enabled)
+                          grade)
         future = self.client.submit(cluster_worker.run_definition, request, resources={RESOURCE: 1},
                                     workers=self.workers, allow_other_workers=False, retries=RETRIES, pure=False,
                                     key=f"ann-bench-{job.definition.algorithm}-{uuid.uuid4().hex}")

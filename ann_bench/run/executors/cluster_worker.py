@@ -170,7 +170,7 @@ def run_definition(request: Request) -> Reply:
         log_path = Path(logs) / "worker.log"
         with CappedLog(log_path) as log, Grader(graded, output, enabled=request.grade) as grader:
             log.note(f"on {here['host']} ({here['cpu_model']}), cores {cpus}, dataset {source}")
-            ended = executor.execute(worker_job, cpus, log, request.timeout, Path(request.sweep))
+            ended = executor.execute(worker_job, cpus, log, request.timeout, Path(request.sweep), request.grade)
         files = output_files(worker_job, output, size_bound(Reference(path).n_test, job.count, job.runs))
         return Reply(ended.status, ended.reason, ended.exit_code, dict(ended.environment, **here), files,
                      log_path.read_bytes(), grader.skipped)

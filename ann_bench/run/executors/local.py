@@ -90,7 +90,7 @@ class LocalExecutor(Executor):
         return _kill_marked(f"{SWEEP_VARIABLE}={Path(results_dir).resolve()}")
 
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
-                results_dir: Path) -> Outcome:
+                results_dir: Path, grade: bool) -> Outcome:
         env = dict(os.environ, **thread_environment(len(cpus)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
         env[SWEEP_VARIABLE] = str(Path(results_dir).resolve())

@@ -214,7 +214,7 @@ class DockerExecutor(Executor):
         return redirected(command)
 
     def execute(self, job: Job, cpus: list[int], log: CappedLog, timeout: float | None,
-                results_dir: Path) -> Outcome:
+                results_dir: Path, grade: bool) -> Outcome:
         """Never raises for the worker's faults nor for the engine's: each is an Outcome."""
         from docker.errors import DockerException, ImageNotFound
         from requests.exceptions import RequestException
