@@ -141,8 +141,9 @@ def verify_contents(path: Path, step: Callable[[], Any] = lambda: None,
                 header.n_test, min(SAMPLE_QUERIES, header.n_test), replace=False))
             picked = _picked(neighbors.shape, sample)
             if header.type == "sparse":
-                train: Any = sets_to_csr(sparse_points(f, "train"), _width(f))
-                test: Any = sets_to_csr(sparse_points(f, "test"), _width(f))
+                width = _width(f)
+                train: Any = sets_to_csr(sparse_points(f, "train"), width)
+                test: Any = sets_to_csr(sparse_points(f, "test"), width)
                 exact = _stored_distances(header.distance, [(0, train)], test, neighbors, picked)
             else:
                 test = np.asarray(f["test"][:])
