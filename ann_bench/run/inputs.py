@@ -44,7 +44,8 @@ def worker_input(dataset_path: Path | str) -> Path:
     """The train-and-test-only copy of the dataset, written first if it is not there yet."""
     dataset_path = Path(dataset_path).resolve()
     digest = cached_sha256(dataset_path)
-    # A cluster worker keeps a dataset the client sent in the cache folder itself: one folder.
+    # A dataset already in a cache folder (a cluster worker's file sent by the client) gets its
+    # copy beside it, not in a cache folder of the cache folder.
     folder = dataset_path.parent if dataset_path.parent.name == CACHE_DIR else dataset_path.parent / CACHE_DIR
     target = folder / f"{dataset_path.stem}-{digest[:16]}.hdf5"
     with _lock:  # parallel tasks of one sweep: one writer
